@@ -1,0 +1,138 @@
+"""Time discretisations: decreasing float64 grids ``t_0 = t_start > ... > t_N = t_end``.
+
+=============  ====================================================================
+name           points
+=============  ====================================================================
+``uniform``    uniform in ``t`` (DPM-Solver's ``time_uniform``)
+``quadratic``  uniform in ``sqrt(t)`` (DPM-Solver's ``time_quadratic``, DDIM's ``quad``)
+``logsnr``     uniform in the half log-SNR ``lam`` (DPM-Solver's ``logSNR``;
+               k-diffusion's ``get_sigmas_exponential``; DEIS ``log``)
+``karras``     uniform in ``sigma~^(1/rho)`` with ``sigma~ = sigma / alpha = exp(-lam)``,
+               ``rho = 7`` (EDM, Karras et al. 2022, eq. 5)
+=============  ====================================================================
+
+The two log-SNR grids need finite ends. Where ``lam(t_start)`` lies below ``LAM_MIN`` (the
+noise end of cosine, rectified-flow and trigonometric paths, where ``alpha(1) = 0``) the grid
+starts with one jump from ``t_start`` to ``lam = LAM_MIN`` (DPM-Solver's clip for cosine
+schedules), and where ``lam(t_end)`` is infinite (``sigma = 0``) it ends with one jump from
+``lam = LAM_MAX`` (EDM's ``sigma_min = 0.002``) to ``t_end``, as k-diffusion appends
+``sigma = 0`` to its grids.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from .errors import InterpolantError, unknown_name
+from .paths import GaussianPath
+
+LAM_MIN = -5.1
+LAM_MAX = -math.log(0.002)
+
+NAMES = ("uniform", "quadratic", "logsnr", "karras")
+
+__all__ = ["NAMES", "LAM_MIN", "LAM_MAX", "make", "check", "available"]
+
+
+def available() -> list[str]:
+    """Grid names accepted by :func:`make`."""
+    return list(NAMES)
+
+
+def make(
+    name: str,
+    path: GaussianPath,
+    steps: int,
+    t_start: float = 1.0,
+    t_end: float | None = None,
+    rho: float = 7.0,
+) -> Tensor:
+    """A decreasing float64 grid of ``steps + 1`` times from ``t_start`` to ``t_end``.
+
+    ``t_end`` defaults to ``path.t_min``.
+    """
+    if name not in NAMES:
+        raise unknown_name("grid", name, NAMES)
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise InterpolantError(f"steps must be a positive integer, got {steps!r}")
+    t_end = path.t_min if t_end is None else float(t_end)
+    t_start = float(t_start)
+    if not (0.0 <= t_end < t_start <= 1.0):
+        raise InterpolantError(
+            f"need 0 <= t_end < t_start <= 1 (time runs from data at 0 to noise at 1), "
+            f"got t_start={t_start}, t_end={t_end}"
+        )
+    if name == "uniform":
+        ts = torch.linspace(t_start, t_end, steps + 1, dtype=torch.float64)
+    elif name == "quadratic":
+        ts = torch.linspace(t_start**0.5, t_end**0.5, steps + 1, dtype=torch.float64) ** 2
+    else:
+        ts = _lam_grid(name, path, steps, t_start, t_end, rho)
+    ts[0], ts[-1] = t_start, t_end
+    return check(ts)
+
+
+def _lam_grid(
+    name: str, path: GaussianPath, steps: int, t_start: float, t_end: float, rho: float
+) -> Tensor:
+    if steps == 1:
+        return torch.tensor([t_start, t_end], dtype=torch.float64)
+    lam_start, lam_end = path.lam(t_start), path.lam(t_end)
+    head = lam_start < LAM_MIN < lam_end
+    tail = not math.isfinite(lam_end)
+    if not head and not math.isfinite(lam_start):
+        raise InterpolantError(
+            f"grid {name!r} needs a finite log-SNR somewhere in [t_end, t_start]; "
+            f"use grid='uniform' for this interval"
+        )
+    lo = max(lam_start, LAM_MIN)
+    hi = lam_end if not tail else max(LAM_MAX, lo + 1.0)
+    n = steps - int(head) - int(tail)
+    if n <= 0:  # two steps, both jumps: meet in the middle
+        inner = torch.tensor([0.5 * (lo + hi)], dtype=torch.float64)
+    elif name == "logsnr":
+        inner = torch.linspace(lo, hi, n + 1, dtype=torch.float64)
+    else:
+        if not rho > 0:
+            raise InterpolantError(f"rho must be positive, got {rho}")
+        s_hi, s_lo = math.exp(-lo / rho), math.exp(-hi / rho)  # sigma~^(1/rho) at both ends
+        inner = -rho * torch.log(torch.linspace(s_hi, s_lo, n + 1, dtype=torch.float64))
+    ts = path.t_of_lam(inner)
+    parts = [torch.tensor([t_start], dtype=torch.float64)] if head else []
+    parts.append(ts)
+    if tail:
+        parts.append(torch.tensor([t_end], dtype=torch.float64))
+    return torch.cat(parts)
+
+
+def check(ts: Tensor) -> Tensor:
+    """Validate an explicit grid and return it as a float64 CPU tensor.
+
+    A grid is a 1-D tensor of at least two finite times in ``[0, 1]``, strictly decreasing
+    (sampling runs from noise towards data).
+    """
+    if not isinstance(ts, Tensor):
+        try:
+            ts = torch.as_tensor(ts, dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError):
+            raise InterpolantError(
+                f"a grid must be a name ({', '.join(NAMES)}) or a 1-D tensor of times, "
+                f"got {type(ts).__name__}"
+            ) from None
+    ts = ts.detach().to("cpu", torch.float64)
+    if ts.ndim != 1 or ts.numel() < 2:
+        raise InterpolantError(
+            f"a grid must be a 1-D tensor of at least 2 times, got shape {tuple(ts.shape)}"
+        )
+    if not torch.isfinite(ts).all() or ts.min() < 0 or ts.max() > 1:
+        raise InterpolantError("grid times must be finite and lie in [0, 1]")
+    if not torch.all(ts[1:] < ts[:-1]):
+        bad = int(torch.nonzero(ts[1:] >= ts[:-1])[0])
+        raise InterpolantError(
+            f"a grid must be strictly decreasing (noise at t=1 towards data at t=0); "
+            f"t[{bad}]={ts[bad].item():.6g} is followed by t[{bad + 1}]={ts[bad + 1].item():.6g}"
+        )
+    return ts

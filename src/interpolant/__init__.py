@@ -1,0 +1,33 @@
+"""interpolant: diffusion and flow generative models on one small set of abstractions.
+
+Conventions (see DESIGN.md): time runs from data at ``t = 0`` to noise at ``t = 1``;
+Gaussian paths are ``x_t = alpha(t) x_0 + sigma(t) eps``; a network is called as
+``model(x, t, cond)`` with ``t`` of shape ``(B,)``.
+
+>>> import torch, interpolant as ip
+>>> path = ip.paths.VPLinear()
+>>> gmm = ip.oracle.GaussianMixture.preset("aniso2d")
+>>> den = gmm.denoiser(path)
+>>> x1 = torch.randn(4, 2, dtype=torch.float64)
+>>> x0 = ip.sample(den, x1, solver="ddim", steps=10, grid="logsnr")
+"""
+
+from . import grids, oracle, paths, predictions, solvers
+from .errors import InterpolantError
+from .predictions import Denoiser, convert
+from .solvers import sample, trajectory
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Denoiser",
+    "InterpolantError",
+    "convert",
+    "grids",
+    "oracle",
+    "paths",
+    "predictions",
+    "sample",
+    "solvers",
+    "trajectory",
+]

@@ -1,0 +1,22 @@
+"""Deterministic and stochastic samplers, each a generator over states.
+
+``available()`` lists the solver names; ``get(name, **options)`` makes one;
+:func:`sample` and :func:`trajectory` run one on a denoiser.
+"""
+
+from . import ddim, euler  # noqa: F401  (registers the solvers)
+from .base import Model, Noise, Solver, State, available, get, register, solver_name
+from .sampling import sample, trajectory
+
+__all__ = [
+    "Model",
+    "Noise",
+    "Solver",
+    "State",
+    "available",
+    "get",
+    "register",
+    "sample",
+    "solver_name",
+    "trajectory",
+]

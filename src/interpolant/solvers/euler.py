@@ -1,0 +1,68 @@
+"""Euler and Heun on the probability-flow ODE ``dx/dt = u(x, t)`` in the path's own time.
+
+``u`` is the velocity prediction (``alpha' x0 + sigma' eps`` on a Gaussian path), so these
+solvers need nothing of the path but the velocity: they serve rectified flows, general
+interpolants and diffusions alike. For rectified flow (``Linear``) ``euler`` is the usual
+flow-matching sampler (diffusers' ``FlowMatchEulerDiscreteScheduler``) and ``heun`` its
+second-order version (``FlowMatchHeunDiscreteScheduler``).
+
+Euler:  ``x_{i+1} = x_i + (t_{i+1} - t_i) u(x_i, t_i)``.
+Heun (explicit trapezoid, Karras et al. 2022, Algorithm 1 in ``t``)::
+
+    d  = u(x_i, t_i);  x' = x_i + dt d
+    x_{i+1} = x_i + dt (d + u(x', t_{i+1})) / 2
+
+Where ``sigma(t_{i+1}) = 0`` the corrector is skipped (the velocity of a noise-predicting
+network is undefined there), as in EDM's sampler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from torch import Tensor
+
+from ..paths import GaussianPath
+from .base import Model, Noise, Solver, State, register
+
+
+@register("euler")
+@dataclass(frozen=True)
+class Euler(Solver):
+    """Explicit Euler on ``dx/dt = u(x, t)``; first order, one evaluation per step."""
+
+    needs_gaussian = False
+
+    def run(
+        self, model: Model, x: Tensor, ts: Tensor, path: GaussianPath, noise: Noise
+    ) -> Iterator[State]:
+        times = ts.tolist()
+        for i in range(len(times) - 1):
+            u = model(x, times[i], "velocity")
+            x = x + (times[i + 1] - times[i]) * u
+            yield State(i + 1, times[i + 1], x, None, model.nfe)
+
+
+@register("heun")
+@dataclass(frozen=True)
+class Heun(Solver):
+    """Heun's method on ``dx/dt = u(x, t)``; second order, two evaluations per step."""
+
+    needs_gaussian = False
+
+    def run(
+        self, model: Model, x: Tensor, ts: Tensor, path: GaussianPath, noise: Noise
+    ) -> Iterator[State]:
+        times = ts.tolist()
+        last_is_clean = isinstance(path, GaussianPath) and path.sigma(times[-1]) == 0.0
+        for i in range(len(times) - 1):
+            dt = times[i + 1] - times[i]
+            d = model(x, times[i], "velocity")
+            x_euler = x + dt * d
+            if last_is_clean and i == len(times) - 2:
+                x = x_euler
+            else:
+                d_next = model(x_euler, times[i + 1], "velocity")
+                x = x + (0.5 * dt) * (d + d_next)
+            yield State(i + 1, times[i + 1], x, None, model.nfe)

@@ -4,7 +4,7 @@
 :func:`sample` and :func:`trajectory` run one on a denoiser.
 """
 
-from . import ddim, euler  # noqa: F401  (registers the solvers)
+from . import ddim, deis, dpm, dpmpp, edm, euler, multistep, stochastic, unipc  # noqa: F401
 from .base import Model, Noise, Solver, State, available, get, register, solver_name
 from .sampling import sample, trajectory
 

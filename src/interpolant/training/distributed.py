@@ -1,0 +1,84 @@
+"""Multi-process data-parallel training with ``torch.distributed`` (launched by torchrun).
+
+Run ``torchrun --nproc_per_node=N script.py`` where the script calls
+:func:`interpolant.training.train`. The trainer calls :func:`setup`, which initialises the
+process group from torchrun's environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``,
+``MASTER_ADDR``, ``MASTER_PORT``) with NCCL on GPUs and gloo on CPU, unless the script has
+already done so. The model is wrapped in ``DistributedDataParallel``, which averages gradients
+over ranks during ``backward``.
+
+Conventions of the trainer under DDP:
+
+* ``batch_size`` is per rank; one step consumes ``world_size * batch_size`` samples.
+* Sharding: each step draws one global batch (the same indices on every rank, from the seed and
+  the step); rank ``r`` takes the ``r``-th slice. Times, noise and label-dropout masks are also
+  drawn for the global batch from one generator with the same seed on every rank and sliced.
+  So N ranks with batch ``b`` compute the same gradient as 1 process with batch ``N b``
+  (up to the order of floating-point sums), and a run can resume on another world size.
+* Couplings (immiscible, OT) act on each rank's slice: they are per rank.
+* Rank 0 alone writes checkpoints and metrics and shows the progress bar; the loss it logs is
+  averaged over ranks.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+__all__ = ["setup", "rank_world", "wrap", "all_mean", "barrier", "device_for_rank"]
+
+
+def setup() -> bool:
+    """Initialise the process group from torchrun's environment if needed; True under DDP."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size() > 1
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not dist.is_available():
+        return False
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group(backend=backend)
+    return True
+
+
+def rank_world() -> tuple[int, int]:
+    """``(rank, world_size)``; ``(0, 1)`` without a process group."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def device_for_rank(model: nn.Module) -> torch.device:
+    """The device of the model's parameters (CPU for a parameterless model)."""
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+def wrap(model: nn.Module) -> nn.Module:
+    """``DistributedDataParallel(model)`` under a process group of size > 1, else ``model``."""
+    _, world = rank_world()
+    if world == 1:
+        return model
+    device = device_for_rank(model)
+    ids = [device.index] if device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+
+def all_mean(value: torch.Tensor) -> torch.Tensor:
+    """The mean of ``value`` over ranks (itself without a process group)."""
+    _, world = rank_world()
+    if world == 1:
+        return value
+    value = value.detach().clone()
+    dist.all_reduce(value, op=dist.ReduceOp.SUM)
+    return value / world
+
+
+def barrier() -> None:
+    """Wait for all ranks (no-op without a process group)."""
+    if rank_world()[1] > 1:
+        dist.barrier()

@@ -1,0 +1,239 @@
+"""The training loop: AdamW, EMA, clipping, bf16 autocast, CFG label dropout, checkpoints.
+
+One step (``s`` counts from 0; ``G = world_size * batch_size``):
+
+1. indices: the ``s mod E``-th slice of size ``G`` of a permutation of the data drawn from
+   ``(seed, epoch = s div E)``, ``E = N div G`` steps per epoch (the last partial batch of an
+   epoch is dropped); rank ``r`` takes its slice. Data order is a pure function of
+   ``(seed, step)``, so it resumes exactly;
+2. ``t``, noise and the label-dropout mask for the global batch from the trainer's generator
+   (seeded with ``seed``, saved in checkpoints), sliced per rank; then the coupling;
+3. labels dropped with probability ``label_dropout`` are replaced by ``NULL_LABEL``;
+4. loss (:class:`Objective`), backward, global gradient norm (clipped to ``clip_grad``);
+   a non-finite loss or gradient raises :class:`InterpolantError` naming the step, before the
+   optimizer step and before any checkpoint: nothing poisoned is saved;
+5. AdamW step with the warm-up learning rate, EMA update.
+
+Exact resume: a checkpoint holds model, EMA, AdamW state, the trainer's generator and torch's
+global RNG (for dropout inside the model), so ``N`` steps, checkpoint, ``N`` more is bitwise
+the run of ``2N`` steps on CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from ..errors import InterpolantError
+from ..labels import NULL_LABEL
+from ..paths import GaussianPath
+from . import couplings, distributed
+from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .config import TrainConfig, check_resumable
+from .ema import EMA
+from .objectives import Objective
+
+__all__ = ["Trainer", "TrainResult"]
+
+
+@dataclass
+class TrainResult:
+    """The trained model, its EMA copy (or ``None``) and the logged metrics."""
+
+    model: nn.Module
+    ema_model: nn.Module | None
+    history: list[dict[str, float]] = field(default_factory=list)
+    step: int = 0
+
+
+def _check_data(data: Any, labels: Any, num_classes: int | None) -> tuple[Tensor, Tensor | None]:
+    if not isinstance(data, Tensor) or not data.is_floating_point() or data.ndim < 2:
+        what = f"{data.dtype} tensor of shape {tuple(data.shape)}" if isinstance(
+            data, Tensor) else type(data).__name__
+        raise InterpolantError(f"data must be a floating tensor of shape (N, ...), got {what}")
+    if not bool(torch.isfinite(data).all()):
+        bad = int((~torch.isfinite(data)).flatten(1).any(1).nonzero()[0])
+        raise InterpolantError(f"data contain non-finite values (first at sample {bad})")
+    if labels is None:
+        return data, None
+    if not isinstance(labels, Tensor) or labels.dtype != torch.int64 or labels.shape != (
+            data.shape[0],):
+        what = f"{labels.dtype} {tuple(labels.shape)}" if isinstance(labels, Tensor) else type(
+            labels).__name__
+        raise InterpolantError(f"labels must be an int64 tensor of shape ({data.shape[0]},), "
+                               f"got {what}")
+    if num_classes is None:
+        raise InterpolantError("class labels need num_classes (from the model's config or "
+                               "the num_classes argument)")
+    bad = (labels < 0) | (labels >= num_classes)
+    if bool(bad.any()):
+        i = int(bad.nonzero()[0])
+        raise InterpolantError(f"labels must lie in [0, {num_classes}); label {int(labels[i])} "
+                               f"at sample {i}")
+    return data, labels
+
+
+class Trainer:
+    """``Trainer(model, path, data, labels=None, config=TrainConfig(...), run_dir=None)``.
+
+    ``run_dir`` receives ``checkpoints/`` and ``metrics.jsonl``; ``resume=True`` continues from
+    its latest checkpoint (if any). Use :meth:`step` for one step, :meth:`run` for the loop.
+    """
+
+    def __init__(self, model: nn.Module, path: GaussianPath, data: Tensor,
+                 labels: Tensor | None = None, config: TrainConfig | None = None,
+                 run_dir: str | Path | None = None, resume: bool = False) -> None:
+        self.config = cfg = config or TrainConfig()
+        model_classes = getattr(model, "config", {}).get("num_classes") if isinstance(
+            getattr(model, "config", None), dict) else None
+        num_classes = cfg.num_classes if cfg.num_classes is not None else model_classes
+        self.data, self.labels = _check_data(data, labels, num_classes)
+        self.objective = Objective(path, cfg.target, cfg.density, cfg.weight)
+        self.coupling = couplings.get(cfg.coupling)
+        distributed.setup()
+        self.rank, self.world = distributed.rank_world()
+        self.global_batch = cfg.batch_size * self.world
+        if self.data.shape[0] < self.global_batch:
+            raise InterpolantError(f"{self.data.shape[0]} samples cannot fill one batch of "
+                                   f"{self.global_batch} ({self.world} x {cfg.batch_size})")
+        self.module = model
+        self.device = distributed.device_for_rank(model)
+        dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
+        if dtype is not None and self.data.dtype != dtype:
+            self.data = self.data.to(dtype)
+        self.net = distributed.wrap(model)
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas,
+                                           weight_decay=cfg.weight_decay)
+        has_ema = cfg.ema_decay is not None or cfg.ema_halflife is not None
+        self.ema = EMA(model, cfg.ema_decay, cfg.ema_halflife, cfg.ema_rampup) if has_ema else None
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+        self.step_count = 0
+        self.history: list[dict[str, float]] = []
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        if self.run_dir is not None:
+            if resume:
+                self._resume()
+            elif latest_checkpoint(self.ckpt_dir) is not None:  # type: ignore[arg-type]
+                raise InterpolantError(f"{self.run_dir} already holds checkpoints; pass "
+                                       "resume=True to continue it, or choose another run_dir")
+
+    # -- state ----------------------------------------------------------------------
+    @property
+    def ckpt_dir(self) -> Path | None:
+        return None if self.run_dir is None else self.run_dir / "checkpoints"
+
+    def _resume(self) -> None:
+        if latest_checkpoint(self.ckpt_dir) is None:  # type: ignore[arg-type]
+            return
+        ckpt = load_checkpoint(self.ckpt_dir)  # type: ignore[arg-type]
+        check_resumable(ckpt.config.get("train", {}), self.config.to_json())
+        self.module.load_state_dict(ckpt.tensors["model"])
+        if self.ema is not None:
+            self.ema.load_state_dict(ckpt.tensors["ema"])
+        self.optimizer.load_state_dict(ckpt.optimizer_state())
+        self.generator.set_state(ckpt.tensors["rng"]["generator"])
+        torch.set_rng_state(ckpt.tensors["rng"]["torch"])
+        self.step_count = ckpt.step
+
+    def save(self) -> Path | None:
+        """Write a checkpoint of the current step (rank 0; no-op without ``run_dir``)."""
+        path = None
+        if self.ckpt_dir is not None and self.rank == 0:
+            config = {"train": self.config.to_json(), "path": repr(self.objective.path),
+                      "model": getattr(self.module, "config", None), "world_size": self.world}
+            rng = {"generator": self.generator.get_state(), "torch": torch.get_rng_state()}
+            path = save_checkpoint(self.ckpt_dir, self.step_count, self.module,
+                                   ema=None if self.ema is None else self.ema.model,
+                                   optimizer=self.optimizer, rng=rng, config=config,
+                                   keep=self.config.keep_checkpoints)
+        distributed.barrier()
+        return path
+
+    # -- one step -------------------------------------------------------------------
+    def batch_indices(self, step: int) -> Tensor:
+        """This rank's data indices at ``step`` (a pure function of seed and step)."""
+        per_epoch = self.data.shape[0] // self.global_batch
+        epoch, j = divmod(step, per_epoch)
+        g = torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch)
+        perm = torch.randperm(self.data.shape[0], generator=g)
+        lo = j * self.global_batch + self.rank * self.config.batch_size
+        return perm[lo: lo + self.config.batch_size]
+
+    def step(self) -> dict[str, float]:
+        """One optimisation step; returns ``{step, loss, grad_norm, lr}``."""
+        cfg, s, g = self.config, self.step_count, self.generator
+        idx = self.batch_indices(s)
+        x0 = self.data[idx].to(self.device)
+        mine = slice(self.rank * cfg.batch_size, (self.rank + 1) * cfg.batch_size)
+        t = self.objective.sample_time(self.global_batch, g)[mine]
+        noise = torch.randn((self.global_batch, *x0.shape[1:]), generator=g,
+                            dtype=x0.dtype)[mine].to(self.device)
+        drop = torch.rand(self.global_batch, generator=g)[mine] < cfg.label_dropout
+        noise = self.coupling(x0, noise)
+        cond = None
+        if self.labels is not None:
+            cond = torch.where(drop, NULL_LABEL, self.labels[idx]).to(self.device)
+        lr = cfg.lr_at(s)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+            loss = self.objective(self.net, x0, noise, t.to(self.device), cond)
+        loss.backward()
+        params = [p for p in self.module.parameters() if p.grad is not None]
+        max_norm = cfg.clip_grad if cfg.clip_grad is not None else float("inf")
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+        mean_loss = distributed.all_mean(loss.detach())
+        if not (torch.isfinite(mean_loss) and torch.isfinite(grad_norm)):
+            raise InterpolantError(
+                f"non-finite {'loss' if not torch.isfinite(mean_loss) else 'gradient'} at step "
+                f"{s + 1} (loss {float(mean_loss)}, grad norm {float(grad_norm)}); training "
+                "stopped, the last checkpoint is untouched (lower lr, enable clip_grad or bf16 "
+                "off, check the data)")
+        self.optimizer.step()
+        self.step_count += 1
+        if self.ema is not None:
+            self.ema.update(self.module, self.global_batch, self.step_count * self.global_batch)
+        return {"step": self.step_count, "loss": float(mean_loss),
+                "grad_norm": float(grad_norm), "lr": lr}
+
+    # -- the loop -------------------------------------------------------------------
+    def _log(self, record: dict[str, float]) -> None:
+        self.history.append(record)
+        if self.run_dir is not None and self.rank == 0:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            with open(self.run_dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+    def run(self) -> TrainResult:
+        """Train until ``config.steps``; checkpoint every ``checkpoint_every`` and at the end."""
+        cfg = self.config
+        bar = tqdm(total=cfg.steps, initial=self.step_count, unit="step",
+                   disable=not cfg.progress or self.rank != 0)
+        self.net.train()
+        tick, tick_step = time.perf_counter(), self.step_count
+        while self.step_count < cfg.steps:
+            record = self.step()
+            bar.update(1)
+            s = self.step_count
+            if s % cfg.log_every == 0 or s == cfg.steps:
+                now = time.perf_counter()
+                record["samples_per_s"] = (s - tick_step) * self.global_batch / max(now - tick,
+                                                                                   1e-9)
+                tick, tick_step = now, s
+                self._log(record)
+                bar.set_postfix(loss=f"{record['loss']:.4f}")
+            if cfg.checkpoint_every and s % cfg.checkpoint_every == 0 and s < cfg.steps:
+                self.save()
+        bar.close()
+        if self.run_dir is not None:
+            self.save()
+        return TrainResult(self.module, None if self.ema is None else self.ema.model,
+                           self.history, self.step_count)

@@ -1,0 +1,58 @@
+"""Reference networks: every one is called as ``model(x, t, cond=None)``.
+
+- ``x``: ``(B, D)`` for :class:`MLP`, ``(B, C, H, W)`` for :class:`UNet` and :class:`DiT`;
+- ``t``: floating tensor of shape ``(B,)`` in ``[0, 1]`` (``t = 0`` data, ``t = 1`` noise);
+- ``cond``: ``None`` or int64 class labels ``(B,)`` (or ``{"labels": ...}``) for nets built
+  with ``num_classes=K``; ``NULL_LABEL`` (-1) means "no label" and uses embedding row ``K``.
+
+The output has the shape and dtype of ``x``. Models know nothing of paths or prediction
+targets. Each exposes ``arch`` and a JSON-serialisable ``config`` so that
+``build(model.arch, **model.config)`` rebuilds it; output layers are zero-initialised.
+
+>>> from interpolant import models
+>>> net = models.build("mlp", dim=2, hidden=64, depth=2)
+>>> models.count_parameters(net) > 0
+True
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from ..errors import unknown_name
+from .base import ReferenceNet
+from .embeddings import TIME_SCALE, LabelEmbedding, TimeEmbedding, sinusoidal_embedding
+from .mlp import MLP
+
+__all__ = [
+    "MLP",
+    "TIME_SCALE",
+    "LabelEmbedding",
+    "ReferenceNet",
+    "TimeEmbedding",
+    "available",
+    "build",
+    "count_parameters",
+    "sinusoidal_embedding",
+]
+
+_REGISTRY: dict[str, type[ReferenceNet]] = {"mlp": MLP}
+
+
+def available() -> list[str]:
+    """Names accepted by :func:`build`."""
+    return sorted(_REGISTRY)
+
+
+def build(name: str, **config: Any) -> ReferenceNet:
+    """Construct a reference network by name (``"mlp"``, ``"unet"``, ``"dit"``)."""
+    if name not in _REGISTRY:
+        raise unknown_name("model", name, _REGISTRY)
+    return _REGISTRY[name](**config)
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
+    """Number of (trainable, by default) parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

@@ -1,0 +1,177 @@
+"""Reference networks: call contract, conditioning, batch independence, errors, a fit."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from interpolant import models
+from interpolant.errors import InterpolantError
+from interpolant.labels import NULL_LABEL
+from interpolant.oracle import GaussianMixture
+from interpolant.paths import VPLinear
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny nets run fastest on one thread, above all on a shared, busy CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# small versions of every architecture: (name, config, shape of one sample)
+SMALL = {
+    "mlp": ({"dim": 3, "hidden": 32, "depth": 2}, (3,)),
+}
+
+
+def small(name: str, num_classes: int | None = None) -> tuple[nn.Module, tuple[int, ...]]:
+    config, sample_shape = SMALL[name]
+    torch.manual_seed(0)
+    return models.build(name, **config, num_classes=num_classes), sample_shape
+
+
+def perturb(net: nn.Module, seed: int = 0, scale: float = 0.1) -> nn.Module:
+    """Move every parameter off its initial value, so zero-initialised layers pass signal."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(scale * torch.randn(p.shape, generator=g))
+    return net
+
+
+def inputs(sample_shape: tuple[int, ...], batch: int = 4, dtype=torch.float32, seed: int = 1):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, *sample_shape, generator=g).to(dtype)
+    t = torch.rand(batch, generator=g).to(dtype)
+    return x, t
+
+
+@pytest.mark.parametrize("name", list(SMALL))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_output_has_shape_and_dtype_of_x_and_starts_at_zero(name: str, dtype) -> None:
+    net, shape = small(name)
+    x, t = inputs(shape, dtype=dtype)
+    out = net(x, t)
+    assert out.shape == x.shape and out.dtype == dtype
+    assert torch.count_nonzero(out) == 0  # zero-initialised output layer, as documented
+    out = perturb(net)(x, t)
+    assert out.dtype == dtype and torch.all(torch.isfinite(out)) and out.abs().max() > 0
+    # a float64 net computes in float64 and agrees with the float32 net to float32 precision
+    out64 = net.double()(x.double(), t.double())
+    torch.testing.assert_close(out.double(), out64, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", list(SMALL))
+def test_config_is_json_and_rebuilds_the_same_architecture(name: str) -> None:
+    net, shape = small(name, num_classes=5)
+    config = json.loads(json.dumps(net.config))
+    assert config["num_classes"] == 5
+    twin = models.build(net.arch, **config)
+    twin.load_state_dict(perturb(net).state_dict())  # strict: same names and shapes
+    x, t = inputs(shape)
+    labels = torch.tensor([0, 1, 4, NULL_LABEL])
+    torch.testing.assert_close(twin(x, t, labels), net(x, t, labels))
+    assert models.count_parameters(twin) == models.count_parameters(net)
+
+
+@pytest.mark.parametrize("name", list(SMALL))
+def test_time_and_labels_change_the_output(name: str) -> None:
+    net, shape = small(name, num_classes=3)
+    perturb(net)
+    x, t = inputs(shape)
+    y = torch.tensor([0, 1, 2, 0])
+    out = net(x, t, y)
+    assert (net(x, t.flip(0), y) - out).abs().amax(dim=tuple(range(1, x.ndim))).min() > 1e-4
+    other = net(x, t, (y + 1) % 3)
+    assert (other - out).abs().amax(dim=tuple(range(1, x.ndim))).min() > 1e-4
+    null = torch.full_like(y, NULL_LABEL)
+    out_null = net(x, t, null)
+    assert (out_null - out).abs().max() > 1e-4
+    torch.testing.assert_close(net(x, t), out_null)  # cond=None runs the NULL_LABEL branch
+    torch.testing.assert_close(net(x, t, {"labels": y}), out)
+
+
+@pytest.mark.parametrize("name", list(SMALL))
+def test_samples_do_not_interact_within_a_batch(name: str) -> None:
+    net, shape = small(name, num_classes=3)
+    perturb(net).train()  # also in training mode: no batch statistics anywhere
+    assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
+    x, t = inputs(shape, batch=6)
+    y = torch.tensor([0, 1, 2, NULL_LABEL, 1, 0])
+    full = net(x, t, y)
+    for i in (0, 3, 5):
+        alone = net(x[i : i + 1], t[i : i + 1], y[i : i + 1])
+        torch.testing.assert_close(alone[0], full[i], rtol=1e-5, atol=1e-6)
+    perm = torch.tensor([5, 2, 0, 4, 1, 3])
+    torch.testing.assert_close(net(x[perm], t[perm], y[perm]), full[perm], rtol=1e-5, atol=1e-6)
+    x2 = x.clone()
+    x2[1:] = torch.randn_like(x2[1:]) * 10  # wildly different companions
+    torch.testing.assert_close(net(x2, t, y)[0], full[0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", list(SMALL))
+def test_bad_inputs_raise_clear_errors(name: str) -> None:
+    net, shape = small(name, num_classes=3)
+    x, t = inputs(shape)
+    with pytest.raises(InterpolantError, match=r"t must be a floating tensor of shape \(B,\)"):
+        net(x, t[0])  # 0-d
+    with pytest.raises(InterpolantError, match="one time per sample"):
+        net(x, 0.5)
+    with pytest.raises(InterpolantError, match=r"\(4,\)"):
+        net(x, t[:2])
+    with pytest.raises(InterpolantError, match="floating"):
+        net(x, (t * 1000).long())
+    with pytest.raises(InterpolantError, match="expects x of shape"):
+        net(x[..., :-1], t)
+    with pytest.raises(InterpolantError, match=r"labels must lie in \[0, 3\) or be NULL_LABEL"):
+        net(x, t, torch.tensor([0, 1, 3, 0]))
+    with pytest.raises(InterpolantError, match=r"labels must lie in \[0, 3\)"):
+        net(x, t, torch.tensor([0, -2, 1, 0]))
+    with pytest.raises(InterpolantError, match="int64 class labels"):
+        net(x, t, torch.zeros(4))
+    unconditional, _ = small(name)
+    with pytest.raises(InterpolantError, match="unconditional"):
+        unconditional(x, t, torch.zeros(4, dtype=torch.int64))
+
+
+def test_build_rejects_unknown_names() -> None:
+    with pytest.raises(InterpolantError, match="unknown model 'resnet'.*mlp"):
+        models.build("resnet")
+
+
+def test_mlp_learns_the_exact_mixture_posterior_mean() -> None:
+    """Regress the closed-form E[x0 | x_t] of the 'aniso2d' mixture on VPLinear, t in
+    [0.2, 0.8]: a deterministic target, so the error can go far below that of predicting 0.
+    The bound (10% of the zero predictor's error) fails for a net that ignores x or t."""
+    gmm, path = GaussianMixture.preset("aniso2d"), VPLinear()
+    g = torch.Generator().manual_seed(0)
+
+    def draw(n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x0 = gmm.sample(n, g)
+        t = 0.2 + 0.6 * torch.rand(n, generator=g, dtype=torch.float64)
+        xt = path.alpha(t)[:, None] * x0 + path.sigma(t)[:, None] * torch.randn(
+            n, 2, generator=g, dtype=torch.float64
+        )
+        target = gmm.posterior_mean(xt, path.alpha(t), path.sigma(t))
+        return xt.float(), t.float(), target.float()
+
+    train, test = draw(4096), draw(1024)
+    torch.manual_seed(0)
+    net = models.MLP(2, hidden=64, depth=2)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    for step in range(200):
+        index = torch.randint(0, 4096, (256,), generator=g)
+        loss = (net(train[0][index], train[1][index]) - train[2][index]).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        err = (net(test[0], test[1]) - test[2]).pow(2).sum(1).mean()
+    baseline = test[2].pow(2).sum(1).mean()  # error of the zero-initialised net
+    assert err < 0.1 * baseline, (float(err), float(baseline))

@@ -27,6 +27,7 @@ def one_thread():
 # small versions of every architecture: (name, config, shape of one sample)
 SMALL = {
     "mlp": ({"dim": 3, "hidden": 32, "depth": 2}, (3,)),
+    "unet": ({"in_channels": 2, "base_channels": 8, "channel_mults": (1, 2)}, (2, 8, 8)),
 }
 
 
@@ -175,3 +176,54 @@ def test_mlp_learns_the_exact_mixture_posterior_mean() -> None:
         err = (net(test[0], test[1]) - test[2]).pow(2).sum(1).mean()
     baseline = test[2].pow(2).sum(1).mean()  # error of the zero-initialised net
     assert err < 0.1 * baseline, (float(err), float(baseline))
+
+
+def test_unet_features_and_deepcache_partial_forward() -> None:
+    net, shape = small("unet", num_classes=3)
+    perturb(net)
+    x, t = inputs(shape)
+    y = torch.tensor([0, 1, 2, NULL_LABEL])
+    out, feats = net(x, t, y, return_features=True)
+    torch.testing.assert_close(out, net(x, t, y))
+    assert feats["encoder.0"].shape == (4, 8, 8, 8) and feats["mid"].shape == (4, 16, 4, 4)
+    assert feats["decoder_in.0"].shape == (4, 16, 8, 8)  # upsampled deep branch
+    # the shallow pass around a cache from the same call reproduces the full forward ...
+    cached = net.forward_cached(x, t, y, cached=feats["decoder_in.0"], level=0)
+    torch.testing.assert_close(cached, out, rtol=1e-5, atol=1e-6)
+    # ... and the cache is really used: a cache from another time gives another output
+    _, stale = net(x, t.flip(0), y, return_features=True)
+    assert (net.forward_cached(x, t, y, cached=stale["decoder_in.0"]) - out).abs().max() > 1e-4
+    with pytest.raises(InterpolantError, match="level must be in 0..0"):
+        net.forward_cached(x, t, y, cached=feats["decoder_in.1"], level=1)
+
+
+def test_unet_sizes_channels_and_rejections() -> None:
+    net = models.UNet(in_channels=3, base_channels=8, channel_mults=(1, 2, 2),
+                      attention_levels=True, out_channels=6)
+    x = torch.randn(2, 3, 16, 16)
+    assert net(x, torch.rand(2)).shape == (2, 6, 16, 16)
+    with pytest.raises(InterpolantError, match="divisible by 4"):
+        net(torch.randn(2, 3, 10, 10), torch.rand(2))
+    with pytest.raises(InterpolantError, match=r"expects x of shape \(B, 3, H, W\)"):
+        net(torch.randn(2, 1, 16, 16), torch.rand(2))
+    with pytest.raises(InterpolantError, match="attention_levels"):
+        models.UNet(attention_levels=(2,))
+    assert models.UNet(attention_levels=False).config["attention_levels"] == []
+
+
+def test_attention_is_exact_and_commutes_with_permutations_of_positions() -> None:
+    """Self-attention has no positional input, so permuting the H*W positions of its input
+    permutes its output the same way (a wrong reshape between channels and positions breaks
+    this); and it matches softmax(q k^T / sqrt(d)) v written out with einsum."""
+    from interpolant.models.layers import SelfAttention
+
+    attn = perturb(SelfAttention(16, head_dim=8), seed=3, scale=0.3)
+    h = torch.randn(2, 16, 4, 4)
+    perm = torch.randperm(16, generator=torch.Generator().manual_seed(0))
+    permute = lambda a: a.flatten(2)[:, :, perm].reshape(a.shape)  # noqa: E731
+    torch.testing.assert_close(attn(permute(h)), permute(attn(h)), rtol=1e-5, atol=1e-5)
+    qkv = attn.qkv(attn.norm(h)).flatten(2)  # (B, 3C, HW)
+    q, k, v = (part.reshape(2, 2, 8, 16) for part in qkv.chunk(3, dim=1))  # (B, heads, d, HW)
+    weights = torch.softmax(torch.einsum("bhdi,bhdj->bhij", q, k) / 8**0.5, dim=-1)
+    y = torch.einsum("bhij,bhdj->bhdi", weights, v).reshape(2, 16, 4, 4)
+    torch.testing.assert_close(attn(h), h + attn.proj(y), rtol=1e-5, atol=1e-5)

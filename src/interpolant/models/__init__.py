@@ -25,6 +25,7 @@ from ..errors import unknown_name
 from .base import ReferenceNet
 from .embeddings import TIME_SCALE, LabelEmbedding, TimeEmbedding, sinusoidal_embedding
 from .mlp import MLP
+from .unet import UNet
 
 __all__ = [
     "MLP",
@@ -32,13 +33,14 @@ __all__ = [
     "LabelEmbedding",
     "ReferenceNet",
     "TimeEmbedding",
+    "UNet",
     "available",
     "build",
     "count_parameters",
     "sinusoidal_embedding",
 ]
 
-_REGISTRY: dict[str, type[ReferenceNet]] = {"mlp": MLP}
+_REGISTRY: dict[str, type[ReferenceNet]] = {"mlp": MLP, "unet": UNet}
 
 
 def available() -> list[str]:

@@ -136,6 +136,7 @@ def _run(url: str, extra: list[str], timeout: float) -> subprocess.CompletedProc
             "--no-first-run",
             "--no-default-browser-check",
             "--disable-extensions",
+            "--disable-dev-shm-usage",
             "--hide-scrollbars",
             *extra,
             url,

@@ -27,8 +27,13 @@ def one_thread():
 # small versions of every architecture: (name, config, shape of one sample)
 SMALL = {
     "mlp": ({"dim": 3, "hidden": 32, "depth": 2}, (3,)),
+    "dit": ({"in_channels": 2, "image_size": 8, "patch_size": 2, "hidden": 32, "depth": 2,
+             "heads": 2}, (2, 8, 8)),
     "unet": ({"in_channels": 2, "base_channels": 8, "channel_mults": (1, 2)}, (2, 8, 8)),
 }
+
+# parameter counts of the default models, as stated in the report and the docs
+DEFAULT_PARAMETER_COUNTS = {"mlp": 1_138_946, "unet": 755_009, "dit": 1_254_532}
 
 
 def small(name: str, num_classes: int | None = None) -> tuple[nn.Module, tuple[int, ...]]:
@@ -227,3 +232,36 @@ def test_attention_is_exact_and_commutes_with_permutations_of_positions() -> Non
     weights = torch.softmax(torch.einsum("bhdi,bhdj->bhij", q, k) / 8**0.5, dim=-1)
     y = torch.einsum("bhij,bhdj->bhdi", weights, v).reshape(2, 16, 4, 4)
     torch.testing.assert_close(attn(h), h + attn.proj(y), rtol=1e-5, atol=1e-5)
+
+
+def test_dit_tokens_map_back_to_their_own_patches() -> None:
+    """Without blocks no token sees another, so changing one 2x2 patch of the input may only
+    change the same patch of the output: patchify and unpatchify agree on the patch order."""
+    net = perturb(models.DiT(in_channels=2, image_size=8, patch_size=2, hidden=32, depth=0))
+    x, t = inputs((2, 8, 8))
+    x2 = x.clone()
+    x2[:, :, 2:4, 4:6] += 1.0  # patch (row 1, column 2)
+    changed = (net(x2, t) - net(x, t)).abs().amax(dim=(0, 1)) > 1e-6
+    expected = torch.zeros(8, 8, dtype=torch.bool)
+    expected[2:4, 4:6] = True
+    assert torch.equal(changed, expected)
+    # with attention blocks the change spreads to every patch
+    deep = perturb(models.DiT(in_channels=2, image_size=8, patch_size=2, hidden=32, depth=1))
+    assert ((deep(x2, t) - deep(x, t)).abs().amax(dim=(0, 1)) > 1e-6).all()
+
+
+def test_dit_blocks_start_as_identity_and_rejects_bad_sizes() -> None:
+    net = models.DiT(in_channels=1, image_size=8, patch_size=2, hidden=32, depth=2, heads=2)
+    h, c = torch.randn(3, 16, 32), torch.randn(3, 32)
+    for block in net.blocks:  # adaLN-Zero: gates start at zero
+        torch.testing.assert_close(block(h, c), h)
+    with pytest.raises(InterpolantError, match=r"expects x of shape \(B, 1, 8, 8\)"):
+        net(torch.randn(2, 1, 16, 16), torch.rand(2))
+    with pytest.raises(InterpolantError, match="patch_size dividing image_size"):
+        models.DiT(image_size=8, patch_size=3)
+
+
+def test_default_models_have_the_documented_sizes() -> None:
+    counts = {name: models.count_parameters(models.build(name, **kw)) for name, kw in
+              [("mlp", {"dim": 2}), ("unet", {}), ("dit", {})]}
+    assert counts == DEFAULT_PARAMETER_COUNTS

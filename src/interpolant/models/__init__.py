@@ -24,10 +24,12 @@ from torch import nn
 from ..errors import unknown_name
 from .base import ReferenceNet
 from .embeddings import TIME_SCALE, LabelEmbedding, TimeEmbedding, sinusoidal_embedding
+from .dit import DiT
 from .mlp import MLP
 from .unet import UNet
 
 __all__ = [
+    "DiT",
     "MLP",
     "TIME_SCALE",
     "LabelEmbedding",
@@ -40,7 +42,7 @@ __all__ = [
     "sinusoidal_embedding",
 ]
 
-_REGISTRY: dict[str, type[ReferenceNet]] = {"mlp": MLP, "unet": UNet}
+_REGISTRY: dict[str, type[ReferenceNet]] = {"dit": DiT, "mlp": MLP, "unet": UNet}
 
 
 def available() -> list[str]:

@@ -139,8 +139,8 @@ def test_energy_distance_identities_and_unbiasedness():
     # N(0,1) vs N(1,1): 2 E|N(1,2)| - 2 E|N(0,2)|; the U-statistic is unbiased at n = 6.
     exact = 2 * _abs_mean(1.0, math.sqrt(2)) - 2 * _abs_mean(0.0, math.sqrt(2))
     g = torch.Generator().manual_seed(17)
-    pairs = [(torch.randn(6, 1, generator=g).double(), 1.0 + torch.randn(6, 1, generator=g).double())
-             for _ in range(400)]
+    pairs = [(torch.randn(6, 1, generator=g, dtype=torch.float64),
+              1.0 + torch.randn(6, 1, generator=g, dtype=torch.float64)) for _ in range(400)]
     u = np.array([energy_distance(a, b, unbiased=True) for a, b in pairs])
     v = np.array([energy_distance(a, b) for a, b in pairs])
     se = u.std() / math.sqrt(len(u))

@@ -1,13 +1,10 @@
 """Two-sample distances between sample sets ``x`` of shape ``(n, D)`` and ``y`` of ``(m, D)``.
 
-=========================  ==================================================  ===============
-function                   what it estimates                                   estimator
-=========================  ==================================================  ===============
-:func:`wasserstein`        ``W_p`` (a distance, not its p-th power)             plug-in, exact OT
-:func:`sliced_wasserstein` ``SW_p = (E_theta W_p^p(theta # P, theta # Q))^(1/p)``  plug-in, MC in theta
-:func:`mmd`                ``MMD^2`` (squared), RBF or polynomial kernel        unbiased U-statistic
-:func:`energy_distance`    ``2 E|X-Y| - E|X-X'| - E|Y-Y'|`` (squared form)      V- or U-statistic
-=========================  ==================================================  ===============
+* :func:`wasserstein`: ``W_p``, returned as a distance (not ``W_p^p``); plug-in, exact OT.
+* :func:`sliced_wasserstein`: ``SW_p = (E_theta W_p^p(<theta, X>, <theta, Y>))^(1/p)``;
+  plug-in, Monte Carlo over directions ``theta``.
+* :func:`mmd`: ``MMD^2`` (squared), RBF or cubic polynomial kernel; unbiased U-statistic.
+* :func:`energy_distance`: ``2 E|X-Y| - E|X-X'| - E|Y-Y'|`` (squared form); V- or U-statistic.
 
 "Plug-in" means the distance between the two empirical measures: it is biased upwards for
 finite samples (two samples of one law are at a positive distance, shrinking like

@@ -1,1 +1,140 @@
-"""(being written)"""
+"""UniPC: unified predictor-corrector multistep solver (variants B(h) = bh1, bh2).
+
+Zhao, Bai, Rao, Zhou & Lu, "UniPC: A Unified Predictor-Corrector Framework for Fast Sampling of
+Diffusion Models" (NeurIPS 2023), Algorithms 1-3 (UniP-p predictor, UniC corrector).
+
+With the model outputs ``M_0`` at ``s`` and ``M_k`` at the previous points ``s_k``
+(``r_k = (lam_{s_k} - lam_s) / h < 0``, ``D_k = (M_k - M_0) / r_k``), in the data form
+(``hh = -h``; the noise form has ``hh = h`` and ``alpha_t`` -> ``-sigma_t``)::
+
+    base  = (sigma_t / sigma_s) x_s - alpha_t expm1(hh) M_0          (DDIM)
+    B(h)  = hh (bh1) or expm1(hh) (bh2)
+    b_i   = hh phi_{i+1}(hh) i! / B(h),   R_{ij} = r_j^(i-1)          (i = 1..p)
+    UniP-p:  x_t = base - alpha_t B(h) sum_k rho^p_k D_k,  R[:-1,:-1] rho^p = b[:-1]
+             (rho^p = 1/2 for p = 2)
+    UniC-p:  x_t^c = base - alpha_t B(h) (sum_k rho^c_k D_k + rho^c_p (M_t - M_0)),
+             R rho^c = b with r_p = 1 (rho^c = 1/2 for p = 1)
+
+``M_t`` is the model at the predicted ``x_t``: the next step evaluates it anyway, so the
+corrector costs no network evaluation; the next step then starts from the corrected ``x_t^c``
+with that same ``M_t``. UniP-p is of order p, and with UniC of order p + 1. The last step is not
+corrected (that would cost one more evaluation), nor are the steps listed in
+``disable_corrector``; ``corrector=False`` gives plain UniP. The states yielded are the
+predictions (the correction of step i happens during step i + 1).
+
+``lower_order_final`` (default True): on grids of fewer than 15 steps the order of step i is
+at most ``steps - i`` (diffusers' UniPC does this on every grid; at 15 steps and more we keep
+the full order). Warm-up orders rise 1, 2, ...; a step of infinite ``h`` is order 1, uncorrected.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ..errors import InterpolantError
+from ..paths import GaussianPath
+from .base import Model, Noise, Solver, State, register
+from .dpm import FORMS, TARGET, Point, check_form, first_order, phi, point
+from .dpmpp import multistep_orders
+
+VARIANTS = ("bh1", "bh2")
+
+
+def unipc_rows(
+    form: str, hist: list[Point], t: Point, order: int, variant: str
+) -> tuple[float, list[float], list[float]]:
+    """``(c_x, predictor weights over [M_0, M_1, ..], corrector weights over [M_t, M_0, ..])``."""
+    s = hist[0]
+    c_x, base = first_order(form, s, t)
+    h = t.lam - s.lam
+    if not math.isfinite(h):
+        return c_x, [base], []
+    hh = -h if form == "data" else h
+    scale = t.alpha if form == "data" else -t.sigma
+    b_h = hh if variant == "bh1" else math.expm1(hh)
+    rks = [(p.lam - s.lam) / h for p in hist[1:]] + [1.0]
+    b = torch.tensor([hh * phi(i + 1, hh) * math.factorial(i) / b_h for i in range(1, order + 1)],
+                     dtype=torch.float64)
+    big_r = torch.tensor([[r ** (i - 1) for r in rks] for i in range(1, order + 1)],
+                         dtype=torch.float64)
+    if order == 1:
+        rho_p: list[float] = []
+    elif order == 2:
+        rho_p = [0.5]
+    else:
+        rho_p = torch.linalg.solve(big_r[:-1, :-1], b[:-1]).tolist()
+    rho_c = [0.5] if order == 1 else torch.linalg.solve(big_r, b).tolist()
+    g = -scale * b_h  # x_t = base + g * (sum_k rho_k D_k)
+    pred = [base] + [0.0] * (order - 1)
+    corr = [0.0, base] + [0.0] * (order - 1)
+    for k, (rho_pk, rho_ck, r) in enumerate(zip(rho_p + [0.0], rho_c, rks[:-1]), start=1):
+        pred[k] += g * rho_pk / r
+        pred[0] -= g * rho_pk / r
+        corr[k + 1] += g * rho_ck / r
+        corr[1] -= g * rho_ck / r
+    corr[0] += g * rho_c[-1]
+    corr[1] -= g * rho_c[-1]
+    return c_x, pred, corr
+
+
+@register("unipc")
+@dataclass(frozen=True)
+class UniPC(Solver):
+    """UniPC-``order`` (1-3), data-prediction form by default (``form="noise"`` for eps).
+
+    One network evaluation per step. ``variant``: ``"bh2"`` (default, as diffusers) or
+    ``"bh1"``. Options ``corrector``, ``disable_corrector`` (step indices), ``lower_order_final``.
+    """
+
+    order: int = 2
+    variant: str = "bh2"
+    form: str = "data"
+    corrector: bool = True
+    disable_corrector: tuple[int, ...] = ()
+    lower_order_final: bool = True
+
+    def __post_init__(self) -> None:
+        if self.order not in (1, 2, 3):
+            raise InterpolantError(f"unipc has orders 1, 2, 3, got order={self.order!r}")
+        if self.variant not in VARIANTS:
+            raise InterpolantError(f"variant must be 'bh1' or 'bh2', got {self.variant!r}")
+        if self.form not in FORMS:
+            check_form(self.form)
+        object.__setattr__(self, "disable_corrector", tuple(self.disable_corrector))
+
+    def run(
+        self, model: Model, x: Tensor, ts: Tensor, path: GaussianPath, noise: Noise
+    ) -> Iterator[State]:
+        pts = [point(path, t) for t in ts.tolist()]
+        orders = multistep_orders([p.lam for p in pts], self.order, self.lower_order_final)
+        forms = [self.form if math.isfinite(pts[i + 1].lam - pts[i].lam) else "data"
+                 for i in range(len(orders))]
+        rows = [unipc_rows(f, pts[i - k + 1: i + 1][::-1], pts[i + 1], k, self.variant)
+                for i, (k, f) in enumerate(zip(orders, forms))]
+        outs: list[Tensor] = []  # model outputs, newest first
+        x_prev = x
+        for i, (c_x, pred, _) in enumerate(rows):
+            m = model(x, pts[i].t, TARGET[forms[i]]).to(x.dtype)
+            if i > 0 and self._corrects(i - 1, rows[i - 1], forms[i - 1] == forms[i]):
+                c_xc, _, corr = rows[i - 1]
+                x = _combine(c_xc, x_prev, corr, [m] + outs)
+            outs = [m] + outs[:2]
+            x_prev = x
+            x = _combine(c_x, x, pred, outs)
+            yield State(i + 1, pts[i + 1].t, x, m if forms[i] == "data" else None, model.nfe)
+
+    def _corrects(self, i: int, row: tuple[float, list[float], list[float]], same: bool) -> bool:
+        return self.corrector and i not in self.disable_corrector and bool(row[2]) and same
+
+
+def _combine(c_x: float, x: Tensor, weights: list[float], outs: list[Tensor]) -> Tensor:
+    y = c_x * x
+    for w, m in zip(weights, outs):
+        if w != 0.0:
+            y = y + w * m
+    return y

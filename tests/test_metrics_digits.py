@@ -186,3 +186,24 @@ def test_digits_metrics_reject_bad_input():
         digits_features(torch.full((4, 1, 8, 8), float("nan")))
     with pytest.raises(ip.InterpolantError, match="same shape"):
         nearest_neighbour_distance(torch.zeros(2, 5), torch.zeros(3, 4))
+
+
+def test_missing_shipped_weights_are_trained_once_and_cached(monkeypatch, tmp_path):
+    # A short training stands in for the real one; the mechanism is what is tested.
+    short = train_digits_classifier(steps=5)
+    calls = []
+    monkeypatch.setenv("INTERPOLANT_CACHE", str(tmp_path))
+    monkeypatch.setattr(dc, "SHIPPED_WEIGHTS", tmp_path / "absent.safetensors")
+    monkeypatch.setattr(dc, "train_digits_classifier", lambda: calls.append(1) or short)
+    load_digits_classifier.cache_clear()
+    try:
+        first = load_digits_classifier()
+        assert calls == [1] and len(list(tmp_path.glob("digits_classifier-v*.safetensors"))) == 1
+        load_digits_classifier.cache_clear()
+        second = load_digits_classifier()  # read back from the cache, not retrained
+        assert calls == [1]
+        for net in (first, second):
+            assert all(torch.equal(net.state_dict()[k], short.state_dict()[k])
+                       for k in short.state_dict())
+    finally:
+        load_digits_classifier.cache_clear()

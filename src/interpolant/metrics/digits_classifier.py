@@ -11,6 +11,12 @@ the shipped file is missing.
 
 Features are the 64 post-ReLU activations of the last hidden layer, in float64. Numbers from
 this network are comparable with each other only, never with published (Inception) FIDs.
+
+Measured with the shipped weights: test accuracy 97.6% (290/297); Digits-FD between two
+disjoint random halves of the 1797 digits (898 each), the noise floor at that size, 2.41;
+the same halves with Gaussian pixel noise of std 0.1 / 0.2 / 0.4 / 0.8 added to one: 2.39 /
+2.69 / 5.85 / 31.7; with a Gaussian blur of std 0.5 / 1 / 1.5 pixels: 18.2 / 145 / 245.
+Noise below one grey level (1/8) is thus under the floor at n = 898.
 """
 
 from __future__ import annotations

@@ -54,7 +54,8 @@ def frechet_distance(feats_a: ArrayLike, feats_b: ArrayLike) -> float:
     Means and unbiased covariances (``1 / (n - 1)``) of each set, then
     :func:`gaussian_frechet`. The plug-in estimate is biased upward at finite ``n`` (two
     samples of one law give a positive value, the "noise floor", of order ``F^2 / n``);
-    compare values only at equal sample sizes.
+    compare values only at equal sample sizes. With fewer samples than features the
+    covariances are singular; the result is still defined but dominated by that floor.
     """
     a, b = as_pair(feats_a, feats_b, min_n=2)
     return gaussian_frechet(a.mean(0), torch.cov(a.T).reshape(a.shape[1], -1),

@@ -27,7 +27,7 @@ from typing import ClassVar, TypeVar
 import torch
 from torch import Tensor
 
-from .errors import InterpolantError
+from .errors import InterpolantError, unknown_name
 
 Time = TypeVar("Time", float, Tensor)
 
@@ -481,8 +481,6 @@ def get(name: str, **options: float) -> GaussianPath:
     if name.startswith("vp-discrete-") and name[len("vp-discrete-"):] in _BETA_SCHEDULES:
         return VPDiscrete.from_betas(name[len("vp-discrete-"):], **options)  # type: ignore[arg-type]
     if name not in _PATHS:
-        from .errors import unknown_name
-
         raise unknown_name("path", name, available())
     try:
         return _PATHS[name](**options)

@@ -29,11 +29,14 @@ SMALL = {
     "mlp": ({"dim": 3, "hidden": 32, "depth": 2}, (3,)),
     "dit": ({"in_channels": 2, "image_size": 8, "patch_size": 2, "hidden": 32, "depth": 2,
              "heads": 2}, (2, 8, 8)),
+    "temporal": ({"channels": 3, "base_channels": 8, "channel_mults": (1, 2)}, (3, 16)),
     "unet": ({"in_channels": 2, "base_channels": 8, "channel_mults": (1, 2)}, (2, 8, 8)),
 }
 
 # parameter counts of the default models, as stated in the report and the docs
-DEFAULT_PARAMETER_COUNTS = {"mlp": 1_138_946, "unet": 755_009, "dit": 1_254_532}
+DEFAULT_PARAMETER_COUNTS = {
+    "mlp": 1_138_946, "unet": 755_009, "dit": 1_254_532, "temporal": 482_370,
+}
 
 
 def small(name: str, num_classes: int | None = None) -> tuple[nn.Module, tuple[int, ...]]:
@@ -147,7 +150,8 @@ def test_bad_inputs_raise_clear_errors(name: str) -> None:
 
 
 def test_build_rejects_unknown_names() -> None:
-    with pytest.raises(InterpolantError, match="unknown model 'resnet'.*mlp"):
+    assert models.available() == ["dit", "mlp", "temporal", "unet"]
+    with pytest.raises(InterpolantError, match="unknown model 'resnet'.*dit, mlp, temporal, unet"):
         models.build("resnet")
 
 
@@ -269,5 +273,5 @@ def test_dit_blocks_start_as_identity_and_rejects_bad_sizes() -> None:
 
 def test_default_models_have_the_documented_sizes() -> None:
     counts = {name: models.count_parameters(models.build(name, **kw)) for name, kw in
-              [("mlp", {"dim": 2}), ("unet", {}), ("dit", {})]}
+              [("mlp", {"dim": 2}), ("unet", {}), ("dit", {}), ("temporal", {"channels": 2})]}
     assert counts == DEFAULT_PARAMETER_COUNTS

@@ -1,6 +1,7 @@
 """Reference networks: every one is called as ``model(x, t, cond=None)``.
 
-- ``x``: ``(B, D)`` for :class:`MLP`, ``(B, C, H, W)`` for :class:`UNet` and :class:`DiT`;
+- ``x``: ``(B, D)`` for :class:`MLP`, ``(B, C, H, W)`` for :class:`UNet` and :class:`DiT`,
+  ``(B, C, L)`` for :class:`TemporalUNet`;
 - ``t``: floating tensor of shape ``(B,)`` in ``[0, 1]`` (``t = 0`` data, ``t = 1`` noise);
 - ``cond``: ``None`` or int64 class labels ``(B,)`` (or ``{"labels": ...}``) for nets built
   with ``num_classes=K``; ``NULL_LABEL`` (-1) means "no label" and uses embedding row ``K``.
@@ -26,6 +27,7 @@ from .base import ReferenceNet
 from .embeddings import TIME_SCALE, LabelEmbedding, TimeEmbedding, sinusoidal_embedding
 from .dit import DiT
 from .mlp import MLP
+from .temporal import TemporalUNet
 from .unet import UNet
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "TIME_SCALE",
     "LabelEmbedding",
     "ReferenceNet",
+    "TemporalUNet",
     "TimeEmbedding",
     "UNet",
     "available",
@@ -42,7 +45,9 @@ __all__ = [
     "sinusoidal_embedding",
 ]
 
-_REGISTRY: dict[str, type[ReferenceNet]] = {"dit": DiT, "mlp": MLP, "unet": UNet}
+_REGISTRY: dict[str, type[ReferenceNet]] = {
+    "dit": DiT, "mlp": MLP, "temporal": TemporalUNet, "unet": UNet,
+}
 
 
 def available() -> list[str]:
@@ -51,7 +56,7 @@ def available() -> list[str]:
 
 
 def build(name: str, **config: Any) -> ReferenceNet:
-    """Construct a reference network by name (``"mlp"``, ``"unet"``, ``"dit"``)."""
+    """Construct a reference network by name (see :func:`available`)."""
     if name not in _REGISTRY:
         raise unknown_name("model", name, _REGISTRY)
     return _REGISTRY[name](**config)

@@ -88,6 +88,10 @@ def test_load_dispatches_and_rejects_bad_names_and_counts() -> None:
         data.load("digits", n=5000)
     with pytest.raises(InterpolantError, match="unknown toy data set"):
         data.toy("mnist", 10)
+    with pytest.raises(InterpolantError, match=r"seed must be an integer in \[0, 2\*\*32\)"):
+        data.toy("moons", 10, seed=-1)
+    with pytest.raises(InterpolantError, match="unknown digits split 'val'"):
+        data.digits("val")
 
 
 def test_batches_are_deterministic_permutations_per_epoch() -> None:

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from ..errors import InterpolantError, unknown_name
 from .images import DIGITS_TEST_SIZE, digits, photo_patches
-from .toys import GMM_PRESETS, TOY_NAMES, check_count, gmm, toy
+from .toys import GMM_PRESETS, TOY_NAMES, check_count, check_seed, gmm, toy
 
 __all__ = [
     "DEFAULT_N",
@@ -83,7 +83,8 @@ def load(name: str, n: int | None = None, seed: int = 0) -> tuple[Tensor, Tensor
 def epoch_permutation(n: int, seed: int, epoch: int) -> Tensor:
     """The permutation of ``range(n)`` used in ``epoch``: ``torch.randperm`` from a
     ``torch.Generator`` seeded with ``(seed * 2**32 + epoch) mod 2**63``."""
-    generator = torch.Generator().manual_seed((int(seed) * 2**32 + int(epoch)) % 2**63)
+    seed_value = (check_seed(seed) * 2**32 + int(epoch)) % 2**63
+    generator = torch.Generator().manual_seed(seed_value)
     return torch.randperm(n, generator=generator)
 
 

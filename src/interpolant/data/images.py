@@ -14,7 +14,7 @@ from sklearn.model_selection import train_test_split
 from torch import Tensor
 
 from ..errors import InterpolantError, unknown_name
-from .toys import check_count
+from .toys import check_count, check_seed
 
 __all__ = ["DIGITS_TEST_SIZE", "digits", "photo_patches"]
 
@@ -48,7 +48,7 @@ def digits(split: str = "train", seed: int = 0) -> tuple[Tensor, Tensor]:
     if split != "all":
         index = np.arange(len(labels))
         train, test = train_test_split(
-            index, test_size=DIGITS_TEST_SIZE, stratify=labels, random_state=int(seed)
+            index, test_size=DIGITS_TEST_SIZE, stratify=labels, random_state=check_seed(seed)
         )
         chosen = train if split == "train" else test
         images, labels = images[chosen], labels[chosen]
@@ -76,7 +76,7 @@ def photo_patches(n: int, size: int = 16, seed: int = 0, gray: bool = False) -> 
     height, width = photos[0].shape[:2]
     if size > min(height, width):
         raise InterpolantError(f"size must be at most {min(height, width)} pixels, got {size}")
-    rng = np.random.default_rng(int(seed))
+    rng = np.random.default_rng(check_seed(seed))
     which = rng.integers(0, len(photos), n)
     top = rng.integers(0, height - size + 1, n)
     left = rng.integers(0, width - size + 1, n)

@@ -31,7 +31,7 @@ from torch import Tensor
 from ..errors import InterpolantError, unknown_name
 from ..oracle import GaussianMixture
 
-__all__ = ["GMM_PRESETS", "TOY_NAMES", "check_count", "gmm", "toy"]
+__all__ = ["GMM_PRESETS", "TOY_NAMES", "check_count", "check_seed", "gmm", "toy"]
 
 _REFERENCE_N = 2**17
 _REFERENCE_SEED = 12345
@@ -42,6 +42,13 @@ def check_count(n: object, what: str = "n") -> int:
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
         raise InterpolantError(f"{what} must be a positive integer, got {n!r}")
     return int(n)
+
+
+def check_seed(seed: object) -> int:
+    """``seed`` as an ``int`` in ``[0, 2**32)`` (what every generator used here accepts)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+        raise InterpolantError(f"seed must be an integer in [0, 2**32), got {seed!r}")
+    return int(seed)
 
 
 def _moons(n: int, seed: int) -> np.ndarray:
@@ -111,7 +118,7 @@ def gmm(name: str, n: int, seed: int = 0) -> tuple[Tensor, Tensor]:
     if name not in GMM_PRESETS:
         raise unknown_name("Gaussian-mixture preset", name, GMM_PRESETS)
     n = check_count(n)
-    generator = torch.Generator().manual_seed(int(seed))
+    generator = torch.Generator().manual_seed(check_seed(seed))
     x, labels = GaussianMixture.preset(name).sample(n, generator, return_labels=True)
     return x, labels.to(torch.int64)
 
@@ -128,5 +135,5 @@ def toy(name: str, n: int, seed: int = 0, dtype: torch.dtype = torch.float32) ->
     if name in GMM_PRESETS:
         return gmm(name, n, seed)[0].to(dtype)
     mean, scale = _standardisation(name)
-    x = (_SHAPES[name](n, int(seed)) - mean) / scale
+    x = (_SHAPES[name](n, check_seed(seed)) - mean) / scale
     return torch.from_numpy(x).to(dtype)

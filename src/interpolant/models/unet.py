@@ -89,6 +89,8 @@ class UNet(ReferenceNet):
             attention = set(range(levels))
         elif attention_levels is False:
             attention = set()
+        elif isinstance(attention_levels, int):
+            attention = {attention_levels}
         else:
             attention = {int(a) for a in attention_levels}
         if not attention <= set(range(levels)):

@@ -10,6 +10,10 @@ The output has the shape and dtype of ``x``. Models know nothing of paths or pre
 targets. Each exposes ``arch`` and a JSON-serialisable ``config`` so that
 ``build(model.arch, **model.config)`` rebuilds it; output layers are zero-initialised.
 
+Default sizes (trainable parameters): ``MLP(dim=2)`` 1,138,946; ``UNet()`` (8x8, 1 channel)
+755,009; ``DiT()`` 1,254,532; ``TemporalUNet(channels=2)`` 482,370. For a lighter U-Net,
+``UNet(base_channels=24)`` has 425,905.
+
 >>> from interpolant import models
 >>> net = models.build("mlp", dim=2, hidden=64, depth=2)
 >>> models.count_parameters(net) > 0

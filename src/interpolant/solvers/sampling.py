@@ -11,6 +11,7 @@ from torch import Tensor
 from .. import grids
 from ..errors import InterpolantError
 from .base import Model, Noise, Solver, State, get
+from .stochastic import PredictorCorrector
 
 DEFAULT_SOLVER = "ddim"
 DEFAULT_STEPS = 20
@@ -71,6 +72,9 @@ def trajectory(
     t_end: float | None = None,
     generator: Generator = None,
     cond: Any = None,
+    denoise_to_zero: bool = False,
+    langevin_steps: int = 0,
+    snr: float = 0.16,
     **solver_options: Any,
 ) -> Iterator[State]:
     """Run a solver and yield its :class:`State` after every step.
@@ -78,12 +82,27 @@ def trajectory(
     Arguments as :func:`sample`. Everything is checked before the first step runs.
     """
     chosen = get(solver, **solver_options)
+    if langevin_steps != 0:
+        chosen = PredictorCorrector(chosen, langevin_steps, snr)
     path = denoiser.path if hasattr(denoiser, "path") else None
     _check_start(denoiser, x_start)
     ts = make_grid(grid, path, steps, t_start, t_end)
     chosen.validate(ts, path)
     model = Model(lambda x, t, target: denoiser(x, t, cond, target))
-    return chosen.run(model, x_start, ts, path, Noise(generator))
+    states = chosen.run(model, x_start, ts, path, Noise(generator))
+    return _then_denoise(states, model) if denoise_to_zero else states
+
+
+def _then_denoise(states: Iterator[State], model: Model) -> Iterator[State]:
+    """Yield ``states``, then one more: the data prediction at the last state (one NFE),
+    placed at ``t = 0`` (DPM-Solver's ``denoise_to_zero``; the last step of diffusers'
+    sigma schedulers, which end at ``sigma = 0``)."""
+    last = None
+    for last in states:
+        yield last
+    assert last is not None
+    x0 = model(last.x, last.t, "x0")
+    yield State(last.step + 1, 0.0, x0, x0, model.nfe)
 
 
 def sample(
@@ -96,6 +115,9 @@ def sample(
     t_end: float | None = None,
     generator: Generator = None,
     cond: Any = None,
+    denoise_to_zero: bool = False,
+    langevin_steps: int = 0,
+    snr: float = 0.16,
     **solver_options: Any,
 ) -> Tensor:
     """Integrate from ``x_start`` at ``t_start`` to ``t_end`` and return the final state.
@@ -110,6 +132,11 @@ def sample(
         t_start, t_end: ends of a named grid; ``t_end`` defaults to ``path.t_min``.
         generator: a ``torch.Generator``, or one per sample, for stochastic solvers.
         cond: passed to the network unchanged (labels, embeddings).
+        denoise_to_zero: after the last step, spend one more evaluation and return the data
+            prediction ``D(x, t_end)`` (as a last state at ``t = 0``). Solver-independent.
+        langevin_steps, snr: if ``langevin_steps > 0``, follow every step of the (one-step)
+            solver by that many Langevin corrector steps with signal-to-noise ratio ``snr``
+            (Song et al. 2021 predictor-corrector; see ``solvers.stochastic.with_corrector``).
         **solver_options: the solver's own options, e.g. ``eta=0.5`` for ``ddim``.
 
     The network evaluations this run spent are ``State.nfe`` of :func:`trajectory`; the
@@ -117,7 +144,8 @@ def sample(
     """
     state = None
     for state in trajectory(
-        denoiser, x_start, solver, steps, grid, t_start, t_end, generator, cond, **solver_options
+        denoiser, x_start, solver, steps, grid, t_start, t_end, generator, cond,
+        denoise_to_zero, langevin_steps, snr, **solver_options,
     ):
         pass
     assert state is not None  # every grid has at least one step

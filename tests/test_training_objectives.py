@@ -73,7 +73,9 @@ def test_weights_give_the_same_loss_in_every_target_space(path, weight):
 
     ref = Objective(path, "x0", weight=weight).per_sample(f_x0, x0, noise, t)
     for target in TARGETS[:4] + (["score"] if path != ip.paths.Linear() else []):
-        model = lambda x, tt, cond=None, T=target: ip.convert(f_x0(x, tt), "x0", T, x, tt, path)  # noqa
+        def model(x, tt, cond=None, target=target):
+            return ip.convert(f_x0(x, tt), "x0", target, x, tt, path)
+
         got = Objective(path, target, weight=weight).per_sample(model, x0, noise, t)
         torch.testing.assert_close(got, ref, rtol=1e-9, atol=1e-12)
 
@@ -140,7 +142,10 @@ def test_densities_match_their_distributions():
     t = densities.get("uniform")(n, g, vp)
     assert _ks(t, stats.uniform(0, 1).cdf) > 1e-3
     t = densities.LogitNormal(0.5, 0.8)(n, g, vp)
-    logit_cdf = lambda m, s: (lambda u: norm.cdf((torch.logit(torch.as_tensor(u)).numpy() - m) / s))  # noqa
+
+    def logit_cdf(m, s):
+        return lambda u: norm.cdf((torch.logit(torch.as_tensor(u)).numpy() - m) / s)
+
     assert _ks(t, logit_cdf(0.5, 0.8)) > 1e-3
     assert _ks(t, logit_cdf(0.5, 0.9)) < 1e-6  # the test has power
     # EDM: ln sigma ~ N(-1.2, 1.2^2) truncated to the path's range; on the EDM path

@@ -138,7 +138,8 @@ def save_checkpoint(ckpt_dir: str | os.PathLike[str], step: int, model: nn.Modul
     files = {}
     for key, data in payloads.items():
         _write_file(tmp / f"{key}.safetensors", data)
-        files[f"{key}.safetensors"] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        digest = hashlib.sha256(data).hexdigest()
+        files[f"{key}.safetensors"] = {"size": len(data), "sha256": digest}
     manifest = {"format": FORMAT, "version": 1, "step": int(step), "config": config or {},
                 "optimizer": meta, "files": files}
     _write_file(tmp / "manifest.json", json.dumps(manifest, indent=1, default=str).encode())

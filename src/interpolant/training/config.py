@@ -54,7 +54,8 @@ class TrainConfig:
             if not isinstance(value, int) or value < 1:
                 raise InterpolantError(f"{name} must be a positive int, got {value!r}")
         if self.checkpoint_every is not None and self.checkpoint_every < 1:
-            raise InterpolantError(f"checkpoint_every must be positive, got {self.checkpoint_every}")
+            raise InterpolantError(
+                f"checkpoint_every must be positive or None, got {self.checkpoint_every}")
         if not self.lr > 0:
             raise InterpolantError(f"lr must be positive, got {self.lr}")
         if not 0.0 <= self.label_dropout <= 1.0:

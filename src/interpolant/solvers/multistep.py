@@ -6,10 +6,10 @@ iPNDM of its appendix, k-diffusion's ``sample_ipndm``).
 
 All of them move the state with the DDIM *transfer* of a combined noise prediction ``e``::
 
-    phi(x, s -> t, e) = (alpha_t / alpha_s) x + alpha_t (sigma~_t - sigma~_s) e,   sigma~ = sigma / alpha
+    phi(x, s -> t, e) = (alpha_t / alpha_s) x + alpha_t (sigma~_t - sigma~_s) e
 
-which is exact when ``eps`` is constant (it is Euler on ``dx~/dsigma~ = eps`` in the scaled state
-``x~ = x / alpha``). The methods differ in how ``e`` is formed from noise predictions:
+which is exact when ``eps`` is constant (Euler on ``dx~/dsigma~ = eps`` in the scaled state
+``x~ = x / alpha``, ``sigma~ = sigma / alpha``). The methods differ in how ``e`` is formed:
 
 * ``plms`` (LDM / diffusers ``PNDMScheduler(skip_prk_steps=True)``): step 1 a pseudo improved
   Euler step ``e = (eps(x, s) + eps(phi(x, s -> t, eps(x, s)), t)) / 2`` (2 NFE), then

@@ -22,8 +22,8 @@ Langevin corrector that can follow any one-step predictor.
 
 * Langevin correction (Song et al. 2021, "Score-Based Generative Modeling through SDEs",
   Algorithm 4): at fixed ``t``, ``x <- x + e score + sqrt(2 e) z`` with
-  ``e = 2 (snr |z| / |score|)^2``. The norms are per sample (the reference code averages them
-  over the batch, which would make a sample depend on its batch).
+  ``e = 2 snr^2 sigma(t)^2`` (Algorithm 4's ``2 (snr |z| / |score|)^2`` at the expected norms;
+  see :func:`langevin`).
   :func:`with_corrector` wraps a predictor; ``ip.sample(..., langevin_steps=1, snr=0.16)``
   does the same.
 """
@@ -153,18 +153,22 @@ class EulerMaruyama(Solver):
             yield State(i + 1, times[i + 1], x, x0, model.nfe)
 
 
-def langevin(model: Model, x: Tensor, t: float, noise: Noise, steps: int, snr: float) -> Tensor:
+def langevin(
+    model: Model, x: Tensor, t: float, path: GaussianPath, noise: Noise, steps: int, snr: float
+) -> Tensor:
     """``steps`` Langevin corrector steps at time ``t`` (Song et al. 2021, Algorithm 4)::
 
-        e = 2 (snr |z| / |score(x, t)|)^2;   x <- x + e score(x, t) + sqrt(2 e) z
+        x <- x + e score(x, t) + sqrt(2 e) z,    e = 2 snr^2 sigma(t)^2
 
-    with per-sample norms. Each step costs one evaluation."""
+    Algorithm 4 sets ``e = 2 (snr |z| / |score|)^2`` so that drift and noise have the ratio
+    ``snr``; we use the expected norms ``|z|^2 = d`` and ``|score|^2 = d / sigma^2`` (exact
+    while noise dominates, an upper bound after). Per-sample norms make a sample near a mode
+    (``|score| ~ 0``) jump arbitrarily far in low dimension, and the reference code's batch
+    means make a sample depend on its batch. Each step costs one evaluation."""
+    step = 2.0 * snr * snr * path.sigma(t) ** 2
     for _ in range(steps):
         score = model(x, t, "score")
-        z = noise.like(x)
-        ratio = z.flatten(1).norm(dim=1) / score.flatten(1).norm(dim=1)
-        step = (2.0 * snr * snr) * ratio.square().view(-1, *([1] * (x.ndim - 1)))
-        x = x + step * score + torch.sqrt(2.0 * step) * z
+        x = x + step * score + math.sqrt(2.0 * step) * noise.like(x)
     return x
 
 
@@ -206,7 +210,7 @@ class PredictorCorrector(Solver):
             for state in self.predictor.run(model, x, ts[i : i + 2], path, noise):
                 x = state.x
             if path.sigma(times[i + 1]) > 0.0:
-                x = langevin(model, x, times[i + 1], noise, self.steps, self.snr)
+                x = langevin(model, x, times[i + 1], path, noise, self.steps, self.snr)
             yield State(i + 1, times[i + 1], x, state.x0, model.nfe)
 
 

@@ -17,8 +17,8 @@ once per grid by 24-point Gauss-Legendre quadrature in float64 (exact to roundin
 degree-2 polynomial times exponential here). Order 1 is DDIM. The order of accuracy is ``p``.
 
 ``lower_order_final`` (default True): with fewer than 15 steps the last step is order 1 and
-the one before at most 2 (as diffusers). A step of infinite ``h`` (from pure noise) is the
-first-order data-form step, and history across an infinite log-SNR point is not used.
+the one before at most 2 (as diffusers). A step from pure noise or to clean data is DDIM (see
+:mod:`.dpm`), and history across such a point is not used.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from torch import Tensor
 from ..errors import InterpolantError
 from ..paths import GaussianPath
 from .base import Model, Noise, Solver, State, register
-from .dpm import Point, first_order, point
+from .dpm import Point, first_order, plain, point
 from .dpmpp import multistep_orders
 
 _NODES, _WEIGHTS = np.polynomial.legendre.leggauss(24)
@@ -54,7 +54,7 @@ def deis_row(hist: list[Point], t: Point, order: int) -> tuple[float, list[float
     """``(c_x, [w_0, ..], target)``: ``x_t = c_x x_s + sum_j w_j M_j``, ``hist`` newest first."""
     s = hist[0]
     h = t.lam - s.lam
-    if not math.isfinite(h):
+    if plain(s, t):
         c_x, c0 = first_order("data", s, t)
         return c_x, [c0], "x0"
     nodes = [(p.lam - s.lam) / h for p in hist[:order]]

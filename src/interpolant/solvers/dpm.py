@@ -12,9 +12,9 @@ output ``M``, expanded as ``M(u) = sum_k d_k u^k / k!`` in ``u = (lam - lam_s) /
 
 with ``phi_1(z) = (e^z - 1) / z``, ``phi_{k+1}(z) = (phi_k(z) - 1/k!) / z``. The ``d_k`` come from
 model evaluations at intermediate points ``lam_s + r h`` (singlestep, here) or at past grid points
-(multistep, :mod:`.dpmpp`). A step whose ``h`` is infinite (from pure noise, ``alpha_s = 0``, or
-to clean data, ``sigma_t = 0``) is taken to first order in the data form, whose coefficients stay
-finite (``x_t = (sigma_t / sigma_s) x_s + alpha_t x0`` from pure noise).
+(multistep, :mod:`.dpmpp`). A step from pure noise (``alpha_s = 0``, or a log-SNR below
+``NOISE_LAM``) or to clean data (``sigma_t = 0``) is taken to first order in the data form (DDIM),
+whose coefficients stay finite (``x_t = (sigma_t / sigma_s) x_s + alpha_t x0`` from pure noise).
 
 Registered here: ``dpm1``, ``dpm2``, ``dpm3`` (singlestep, one grid interval per step, NFE =
 order x steps), ``dpm-fast`` and ``dpm-adaptive``.
@@ -38,6 +38,10 @@ from .base import Model, Noise, Solver, State, register
 FORMS = ("noise", "data")
 TARGET = {"noise": "eps", "data": "x0"}
 RATIOS = {1: (), 2: (0.5,), 3: (1.0 / 3.0, 2.0 / 3.0)}  # intermediate points r of the paper
+# Below this log-SNR a point counts as pure noise (alpha ~ 0): the log-SNR grids jump from there
+# to grids.LAM_MIN in one step, which is taken as DDIM (the noise form would lose all digits to
+# alpha_t / alpha_s ~ 1e16 on cosine-like paths, where alpha(1) is 6e-17 rather than 0).
+NOISE_LAM = grids.LAM_MIN - 0.5
 
 
 def phi(k: int, z: float) -> float:
@@ -70,6 +74,11 @@ def check_form(form: str) -> None:
     if form not in FORMS:
         raise InterpolantError(f"form must be 'noise' (eps, DPM-Solver) or 'data' (x0, "
                                f"DPM-Solver++), got {form!r}")
+
+
+def plain(s: Point, t: Point) -> bool:
+    """Whether the step ``s -> t`` must be DDIM: from pure noise or to clean data."""
+    return not math.isfinite(t.lam - s.lam) or s.lam < NOISE_LAM
 
 
 def first_order(form: str, s: Point, t: Point) -> tuple[float, float]:
@@ -112,8 +121,8 @@ def singlestep(form: str, path: GaussianPath, s: Point, t: Point, order: int,
     ``x_t = step(s -> t) with d_1 = (M_2 - M_0) / r2`` (``h phi_2`` weights).
     """
     h = t.lam - s.lam
-    if not math.isfinite(h) or order == 1:
-        form = "data" if not math.isfinite(h) else form
+    if plain(s, t) or order == 1:
+        form = "data" if plain(s, t) else form
         c_x, c0 = first_order(form, s, t)
         return Step((s.t,), (Stage(c_x, (c0,)),), TARGET[form])
     ratios = RATIOS[order] if ratios is None else ratios
@@ -241,9 +250,9 @@ class DPMSolverAdaptive(DPMSolver):
 
     It chooses its own grid and uses only ``t_start`` and ``t_end`` of the grid it receives
     (``steps`` does not matter). One step size serves the whole batch (the reference code's
-    choice), so a sample depends on its batch. Where ``alpha(t_start) = 0`` or ``sigma(t_end)
-    = 0`` the infinite log-SNR end is reached by one first-order step from/to
-    ``grids.LAM_MIN``/``LAM_MAX``. ``max_attempts`` bounds the loop.
+    choice), so a sample depends on its batch. From pure noise (log-SNR below ``NOISE_LAM``) it first
+    jumps to ``grids.LAM_MIN`` by DDIM, and where ``sigma(t_end) = 0`` it adapts up to
+    ``grids.LAM_MAX`` and ends with one DDIM step. ``max_attempts`` bounds the loop.
     """
 
     order: int = 3
@@ -268,8 +277,8 @@ class DPMSolverAdaptive(DPMSolver):
     ) -> Iterator[State]:
         start, end = point(path, float(ts[0])), point(path, float(ts[-1]))
         n = 0
-        if not math.isfinite(start.lam):
-            inner = point_at_lam(path, max(grids.LAM_MIN, min(end.lam, grids.LAM_MAX) - 1.0))
+        if start.lam < NOISE_LAM:
+            inner = point_at_lam(path, min(grids.LAM_MIN, end.lam - 1.0))
             x, _ = take(singlestep(self.form, path, start, inner, 1), model, x)
             n, start = n + 1, inner
             yield State(n, start.t, x, None, model.nfe)

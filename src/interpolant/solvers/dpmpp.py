@@ -34,8 +34,8 @@ diffusers parity test.
 
 ``lower_order_final`` (default True) lowers the order of the last steps when the grid has fewer
 than 15 steps, as diffusers does: order 1 for the last step, at most 2 for the one before.
-The warm-up steps use the orders available (1, then 2). A step of infinite ``h`` is order 1,
-and history across an infinite log-SNR point is not used.
+The warm-up steps use the orders available (1, then 2). A step from pure noise or to clean data
+is order 1 (see :mod:`.dpm`), and history across such a point is not used.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from torch import Tensor
 from ..errors import InterpolantError
 from ..paths import GaussianPath
 from .base import Model, Noise, Solver, State, register
-from .dpm import DPMSolver, Point, phi, point
+from .dpm import NOISE_LAM, DPMSolver, Point, phi, point
 
 THIRD_ORDER = ("consistent", "published")
 THIRD_ORDER_DEFAULT = "published"
@@ -62,7 +62,7 @@ def multistep_orders(lams: list[float], order: int, lower_order_final: bool) -> 
     orders = []
     for i in range(n):
         k = min(order, i + 1)
-        while k > 1 and not all(math.isfinite(lam) for lam in lams[i - k + 1: i + 2]):
+        while k > 1 and not all(NOISE_LAM <= lam < math.inf for lam in lams[i - k + 1: i + 2]):
             k -= 1
         if lower_order_final and n < FEW_STEPS:
             k = min(k, n - i)

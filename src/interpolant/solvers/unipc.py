@@ -5,7 +5,8 @@ Diffusion Models" (NeurIPS 2023), Algorithms 1-3 (UniP-p predictor, UniC correct
 
 With the model outputs ``M_0`` at ``s`` and ``M_k`` at the previous points ``s_k``
 (``r_k = (lam_{s_k} - lam_s) / h < 0``, ``D_k = (M_k - M_0) / r_k``), in the data form
-(``hh = -h``; the noise form has ``hh = h`` and ``alpha_t`` -> ``-sigma_t``)::
+(``hh = -h``; the noise form has ``hh = h``, ``alpha_t -> sigma_t`` in the ``B(h)`` terms and its
+own DDIM ``base = (alpha_t / alpha_s) x_s - sigma_t expm1(h) eps_0``)::
 
     base  = (sigma_t / sigma_s) x_s - alpha_t expm1(hh) M_0          (DDIM)
     B(h)  = hh (bh1) or expm1(hh) (bh2)
@@ -24,7 +25,8 @@ predictions (the correction of step i happens during step i + 1).
 
 ``lower_order_final`` (default True): on grids of fewer than 15 steps the order of step i is
 at most ``steps - i`` (diffusers' UniPC does this on every grid; at 15 steps and more we keep
-the full order). Warm-up orders rise 1, 2, ...; a step of infinite ``h`` is order 1, uncorrected.
+the full order). Warm-up orders rise 1, 2, ...; a step from pure noise or to clean data is DDIM,
+uncorrected.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from torch import Tensor
 from ..errors import InterpolantError
 from ..paths import GaussianPath
 from .base import Model, Noise, Solver, State, register
-from .dpm import FORMS, TARGET, Point, check_form, first_order, phi, point
+from .dpm import FORMS, TARGET, Point, check_form, first_order, phi, plain, point
 from .dpmpp import multistep_orders
 
 VARIANTS = ("bh1", "bh2")
@@ -50,12 +52,13 @@ def unipc_rows(
 ) -> tuple[float, list[float], list[float]]:
     """``(c_x, predictor weights over [M_0, M_1, ..], corrector weights over [M_t, M_0, ..])``."""
     s = hist[0]
+    if plain(s, t):
+        c_x, base = first_order("data", s, t)
+        return c_x, [base], []
     c_x, base = first_order(form, s, t)
     h = t.lam - s.lam
-    if not math.isfinite(h):
-        return c_x, [base], []
     hh = -h if form == "data" else h
-    scale = t.alpha if form == "data" else -t.sigma
+    scale = t.alpha if form == "data" else t.sigma
     b_h = hh if variant == "bh1" else math.expm1(hh)
     rks = [(p.lam - s.lam) / h for p in hist[1:]] + [1.0]
     b = torch.tensor([hh * phi(i + 1, hh) * math.factorial(i) / b_h for i in range(1, order + 1)],
@@ -112,8 +115,7 @@ class UniPC(Solver):
     ) -> Iterator[State]:
         pts = [point(path, t) for t in ts.tolist()]
         orders = multistep_orders([p.lam for p in pts], self.order, self.lower_order_final)
-        forms = [self.form if math.isfinite(pts[i + 1].lam - pts[i].lam) else "data"
-                 for i in range(len(orders))]
+        forms = ["data" if plain(pts[i], pts[i + 1]) else self.form for i in range(len(orders))]
         rows = [unipc_rows(f, pts[i - k + 1: i + 1][::-1], pts[i + 1], k, self.variant)
                 for i, (k, f) in enumerate(zip(orders, forms))]
         outs: list[Tensor] = []  # model outputs, newest first

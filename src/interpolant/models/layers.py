@@ -56,9 +56,11 @@ class SelfAttention(nn.Module):
     def forward(self, h: Tensor) -> Tensor:
         b, c, height, width = h.shape
         qkv = self.qkv(self.norm(h)).reshape(b, 3, self.heads, c // self.heads, height * width)
-        q, k, v = qkv.transpose(-1, -2).unbind(dim=1)  # each (B, heads, HW, d)
+        # contiguous operands: strided ones send SDPA and the convolutions after it down
+        # slow CPU paths (several times slower training steps)
+        q, k, v = qkv.transpose(-1, -2).contiguous().unbind(dim=1)  # each (B, heads, HW, d)
         y = F.scaled_dot_product_attention(q, k, v)
-        y = y.transpose(-1, -2).reshape(b, c, height, width)
+        y = y.transpose(-1, -2).contiguous().reshape(b, c, height, width)
         return h + self.proj(y)
 
 

@@ -19,15 +19,34 @@ from .solvers import sample, trajectory
 
 __version__ = "0.1.0"
 
+# Heavier layers (scikit-learn data, matplotlib plots, networks) load on first use.
+_LAZY = ("data", "images", "metrics", "models", "plots", "report", "training")
+
+
+def __getattr__(name: str):  # PEP 562
+    if name in _LAZY:
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'interpolant' has no attribute {name!r}")
+
+
 __all__ = [
     "Denoiser",
     "InterpolantError",
     "convert",
+    "data",
     "grids",
+    "images",
+    "metrics",
+    "models",
     "oracle",
     "paths",
+    "plots",
     "predictions",
+    "report",
     "sample",
     "solvers",
+    "training",
     "trajectory",
 ]

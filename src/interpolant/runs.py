@@ -1,0 +1,184 @@
+"""Run directories: what ``interpolant train / sample / eval / report`` read and write.
+
+A run directory holds::
+
+    config.json          the run's configuration (RunConfig), written by ``train``
+    checkpoints/         model, EMA, optimizer and RNG states (safetensors + JSON manifest)
+    metrics.jsonl        training metrics, one JSON object per logged step
+    samples/             PNG grids (images) or scatter plots (2-D data) and sample tensors
+    eval.json            evaluation results of ``interpolant eval``
+    report/index.html    the static report of ``interpolant report``
+
+Configuration files are JSON or TOML with the fields of :class:`RunConfig`; unknown keys are
+refused with the list of known ones.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from . import data as datasets
+from . import models, paths
+from .errors import InterpolantError, unknown_name
+from .predictions import Denoiser
+
+CONFIG_FILE = "config.json"
+
+# Defaults per kind of data: a small U-Net for 8x8 digits, an MLP for points.
+IMAGE_MODEL = {"base_channels": 32, "channel_mults": [1, 2], "attention_levels": [1]}
+POINT_MODEL = {"hidden": 256, "depth": 4}
+
+
+@dataclass
+class RunConfig:
+    """Everything needed to rebuild a run's data, network, path and training.
+
+    ``train`` holds :class:`interpolant.training.TrainConfig` fields (``steps``,
+    ``batch_size``, ``lr``, ``ema_halflife``, ``density``, ``weight``, ``coupling``...).
+    ``model_options`` are the network's constructor arguments beyond the data's shape.
+    """
+
+    data: str = "digits"
+    n: int | None = None
+    model: str = "unet"
+    model_options: dict[str, Any] = field(default_factory=dict)
+    path: str = "vp-cosine"
+    target: str = "eps"
+    seed: int = 0
+    train: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], source: str = "config") -> RunConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise InterpolantError(
+                f"{source}: unknown key(s) {', '.join(map(repr, unknown))}; "
+                f"known keys: {', '.join(sorted(known))}"
+            )
+        config = cls(**raw)
+        config.check()
+        return config
+
+    @classmethod
+    def read(cls, file: str | os.PathLike[str]) -> RunConfig:
+        """Read a JSON (``.json``) or TOML (``.toml``) configuration file."""
+        file = Path(file)
+        if not file.is_file():
+            raise InterpolantError(f"config file {file} does not exist")
+        text = file.read_text()
+        try:
+            raw = tomllib.loads(text) if file.suffix == ".toml" else json.loads(text)
+        except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise InterpolantError(f"{file} is not valid {file.suffix[1:].upper()}: {exc}") from None
+        if not isinstance(raw, dict):
+            raise InterpolantError(f"{file} must hold a table of settings at the top level")
+        return cls.from_dict(raw, str(file))
+
+    def check(self) -> None:
+        """Refuse unknown names early, before any work is done."""
+        from .training import TrainConfig
+
+        if self.data not in datasets.available():
+            raise unknown_name("data set", self.data, datasets.available())
+        if self.model not in models.available():
+            raise unknown_name("model", self.model, models.available())
+        paths.get(self.path)
+        bad = sorted(set(self.train) - TrainConfig.field_names() - {"target"})
+        if bad:
+            raise InterpolantError(
+                f"unknown training option(s) {bad}; known: {sorted(TrainConfig.field_names())}"
+            )
+        if "target" in self.train:
+            raise InterpolantError("set the prediction target with 'target', not in 'train'")
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def write_json(file: Path, payload: Any) -> None:
+    """Write JSON atomically (temp file in the same directory, then rename)."""
+    file.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=f".{file.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(payload, f, indent=2, sort_keys=True)
+            f.write("\n")
+        os.replace(tmp, file)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_data(config: RunConfig, split: str = "train") -> tuple[Tensor, Tensor | None]:
+    """The run's training data (``split="train"``) or held-out data (``"test"``)."""
+    if config.data == "digits":
+        return datasets.digits(split, seed=config.seed)
+    seed = config.seed if split == "train" else config.seed + 1
+    x, labels = datasets.load(config.data, config.n, seed=seed)
+    return x.float(), labels
+
+
+def is_image_data(config: RunConfig) -> bool:
+    return config.data.startswith("digits") or config.data.startswith("photos")
+
+
+def build_model(config: RunConfig, x: Tensor, labels: Tensor | None) -> torch.nn.Module:
+    """The network for this data: channels or dimension from ``x``, classes from ``labels``."""
+    options = dict(IMAGE_MODEL if x.ndim == 4 else POINT_MODEL)
+    if config.model == "dit" and x.ndim == 4:
+        options = {"image_size": x.shape[-1]}
+    options.update(config.model_options)
+    if x.ndim == 4:
+        options.setdefault("in_channels", x.shape[1])
+    else:
+        options.setdefault("dim", x.shape[1])
+    if labels is not None:
+        options.setdefault("num_classes", int(labels.max()) + 1)
+    torch.manual_seed(config.seed)
+    try:
+        return models.build(config.model, **options)
+    except TypeError as exc:
+        raise InterpolantError(f"model {config.model!r}: {exc}") from None
+
+
+def open_run(run_dir: str | os.PathLike[str]) -> RunConfig:
+    """The configuration of an existing run directory, with clear errors if it is not one."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise InterpolantError(
+            f"run directory {run_dir} does not exist; create one with `interpolant train "
+            f"--run-dir {run_dir}`"
+        )
+    file = run_dir / CONFIG_FILE
+    if not file.is_file():
+        raise InterpolantError(f"{run_dir} is not a run directory (no {CONFIG_FILE} in it)")
+    return RunConfig.read(file)
+
+
+def load_denoiser(run_dir: str | os.PathLike[str], use_ema: bool = True) -> tuple[
+    RunConfig, Denoiser
+]:
+    """The trained network of a run (its EMA weights when present) as a Denoiser."""
+    from .training import latest_checkpoint, load_checkpoint
+
+    config = open_run(run_dir)
+    ckpt_path = latest_checkpoint(Path(run_dir) / "checkpoints")
+    if ckpt_path is None:
+        raise InterpolantError(f"{run_dir} holds no checkpoint yet; train it first")
+    ckpt = load_checkpoint(ckpt_path)
+    x, labels = load_data(config)
+    net = build_model(config, x[:2], labels)
+    weights = ckpt.tensors.get("ema") if use_ema else None
+    net.load_state_dict(weights if weights is not None else ckpt.tensors["model"])
+    net.eval()
+    return config, Denoiser(net, paths.get(config.path), prediction=config.target)

@@ -21,6 +21,7 @@ from interpolant.solvers.base import Model
 from interpolant.solvers.dpm import point, singlestep, take
 
 schedulers = pytest.importorskip("diffusers.schedulers")
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # numpy 2 notes in diffusers
 
 F64 = torch.float64
 N = 1000

@@ -139,8 +139,11 @@ def test_densities_match_their_distributions():
     n, g = 20_000, torch.Generator().manual_seed(5)
     norm = stats.norm
     vp, edm = ip.paths.VPLinear(), ip.paths.EDM()
-    t = densities.get("uniform")(n, g, vp)
-    assert _ks(t, stats.uniform(0, 1).cdf) > 1e-3
+    t = densities.get("uniform")(n, g, vp)  # the path's safe range [t_min, 1]
+    assert _ks(t, stats.uniform(vp.t_min, 1 - vp.t_min).cdf) > 1e-3
+    disc = ip.paths.VPDiscrete.from_betas("linear", 1000)
+    t = densities.get("uniform")(n, g, disc)
+    assert t.min() >= 1e-3 and _ks(t, stats.uniform(1e-3, 1 - 1e-3).cdf) > 1e-3
     t = densities.LogitNormal(0.5, 0.8)(n, g, vp)
 
     def logit_cdf(m, s):
@@ -160,9 +163,11 @@ def test_densities_match_their_distributions():
     assert _ks(t, lambda u: edm_cdf(lo + u * (hi - lo))) > 1e-3
     assert _ks(t, lambda u: edm_cdf(lo + u * (hi - lo), m=-1.1)) < 1e-6
     t = densities.get("edm")(n, g, vp)
-    lam1 = float(vp.lam(1.0))
-    vp_cdf = lambda u: edm_cdf(-vp.lam(torch.as_tensor(u, dtype=torch.float64)).numpy(),  # noqa
-                                a=-math.inf, b=-lam1)
+    lam0, lam1 = float(vp.lam(vp.t_min)), float(vp.lam(1.0))
+
+    def vp_cdf(u):
+        return edm_cdf(-vp.lam(torch.as_tensor(u, dtype=torch.float64)).numpy(), a=-lam0, b=-lam1)
+
     assert _ks(t, vp_cdf) > 1e-3
 
 
@@ -177,6 +182,10 @@ def test_unknown_names_and_bad_callables_are_refused():
         bad.sample_time(4)
     with pytest.raises(InterpolantError, match="Gaussian path"):
         Objective("vp-linear")
+    disc = ip.paths.VPDiscrete.from_betas("linear", 1000)  # invalid below t = 1/1000
+    with pytest.raises(InterpolantError, match="no finite alpha, sigma at t = 0.0001"):
+        z = torch.zeros(2, 2)
+        Objective(disc)(lambda x, t, c=None: x, z, z, torch.tensor([0.5, 1e-4]))
     with pytest.raises(InterpolantError, match="must return"):
         x = torch.zeros(3, 2)
         Objective(path)(lambda x, t, c=None: x[:, :1], x, x, torch.rand(3))

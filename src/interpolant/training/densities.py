@@ -2,7 +2,9 @@
 
 Every density is a callable ``density(n, generator, path) -> Tensor`` of ``n`` float64 times.
 
-* ``uniform``: ``t ~ U[lo, hi]`` (DDPM, Ho et al. 2020; continuous-time VDM).
+* ``uniform``: ``t ~ U[lo, hi]`` (DDPM, Ho et al. 2020; continuous-time VDM); by default
+  ``[path.t_min, path.t_max]``, the path's numerically safe range (``1 / N`` for
+  ``VPDiscrete``, whose extrapolation below its first index is not a valid VP path).
 * ``logit-normal``: ``t = sigmoid(m + s n)``, ``n ~ N(0, 1)`` (Esser et al. 2024, SD3;
   defaults ``m = 0, s = 1``).
 * ``edm``: EDM's log-normal noise levels (Karras et al. 2022): ``ln sigma_e ~ N(P_mean,
@@ -10,7 +12,7 @@ Every density is a callable ``density(n, generator, path) -> Tensor`` of ``n`` f
   level of the path in the variance-exploding parametrisation ``x_t / alpha = x0 + sigma_e eps``.
   Since ``lam = log(alpha / sigma) = -ln sigma_e``, the time is ``t = path.t_of_lam(-ln sigma_e)``,
   so the density works on every Gaussian path, not only on VE/EDM. Noise levels the path cannot
-  reach (``lam`` outside ``[lam(1), lam(0)]``) are excluded by sampling the *truncated* normal by
+  reach (``lam`` outside ``[lam(1), lam(t_min)]``) are excluded by sampling the *truncated* normal by
   inversion: ``u ~ U[Phi(a), Phi(b)]``, ``ln sigma_e = P_mean + P_std Phi^{-1}(u)``.
 * a user callable with the same signature.
 """
@@ -39,19 +41,23 @@ def _check_n(n: int) -> None:
 
 @dataclass(frozen=True)
 class Uniform:
-    """``t ~ U[lo, hi]``."""
+    """``t ~ U[lo, hi]``; ``None`` means the path's ``t_min`` / ``t_max``."""
 
-    lo: float = 0.0
-    hi: float = 1.0
+    lo: float | None = None
+    hi: float | None = None
 
-    def __post_init__(self) -> None:
-        if not (0.0 <= self.lo < self.hi <= 1.0):
-            raise InterpolantError(f"Uniform needs 0 <= lo < hi <= 1, got {self.lo}, {self.hi}")
+    def bounds(self, path: GaussianPath) -> tuple[float, float]:
+        lo = float(path.t_min) if self.lo is None else self.lo
+        hi = float(path.t_max) if self.hi is None else self.hi
+        if not (0.0 <= lo < hi <= 1.0):
+            raise InterpolantError(f"Uniform needs 0 <= lo < hi <= 1, got {lo}, {hi}")
+        return lo, hi
 
     def __call__(self, n: int, generator: torch.Generator | None, path: GaussianPath) -> Tensor:
         _check_n(n)
+        lo, hi = self.bounds(path)
         u = torch.rand(n, generator=generator, dtype=torch.float64)
-        return self.lo + (self.hi - self.lo) * u
+        return lo + (hi - lo) * u
 
 
 @dataclass(frozen=True)
@@ -83,8 +89,8 @@ class EDMLogNormal:
             raise InterpolantError(f"EDMLogNormal needs p_std > 0, got {self.p_std}")
 
     def log_sigma_range(self, path: GaussianPath) -> tuple[float, float]:
-        """``(ln sigma_e(0), ln sigma_e(1)) = (-lam(0), -lam(1))``, infinities allowed."""
-        lo = torch.tensor([0.0, 1.0], dtype=torch.float64)
+        """``(-lam(t_min), -lam(t_max))``: the path's range of ``ln sigma_e`` (may be infinite)."""
+        lo = torch.tensor([float(path.t_min), float(path.t_max)], dtype=torch.float64)
         lam = path.lam(lo)  # +inf at t = 0 on VP paths: no lower limit
         a, b = float(-lam[0]), float(-lam[1])
         return (-math.inf if math.isnan(a) else a), (math.inf if math.isnan(b) else b)
@@ -104,7 +110,7 @@ class EDMLogNormal:
         u = lo + (hi - lo) * torch.rand(n, generator=generator, dtype=torch.float64)
         u = u.clamp(min=math.ulp(0.0), max=1.0 - 2**-53)
         log_sigma = self.p_mean + self.p_std * torch.special.ndtri(u)
-        return path.t_of_lam(-log_sigma).clamp(0.0, 1.0)
+        return path.t_of_lam(-log_sigma).clamp(float(path.t_min), float(path.t_max))
 
 
 _DENSITIES: dict[str, Callable[[], Density]] = {

@@ -97,7 +97,15 @@ class Objective:
                                    f"{tuple(x0.shape)}")
         if t.shape != (x0.shape[0],):
             raise InterpolantError(f"t must have shape ({x0.shape[0]},), got {tuple(t.shape)}")
-        x_t = self.path.sample(x0, t.to(torch.float64), noise).to(x0.dtype)
+        t64 = t.to(torch.float64)
+        coefs = torch.stack([self.path.alpha(t64), self.path.sigma(t64)])
+        if not bool(torch.isfinite(coefs).all()):
+            bad = t64[~torch.isfinite(coefs).all(0)][0]
+            raise InterpolantError(f"{type(self.path).__name__} has no finite alpha, sigma at "
+                                   f"t = {float(bad):.6g}; "
+                                   f"draw times in [t_min, t_max] = [{self.path.t_min}, "
+                                   f"{self.path.t_max}]")
+        x_t = self.path.sample(x0, t64, noise).to(x0.dtype)
         out = model(x_t, t.to(device=x0.device, dtype=x0.dtype), cond)
         if not isinstance(out, Tensor) or out.shape != x0.shape:
             shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__

@@ -182,10 +182,11 @@ def test_dpm_fast_spends_its_budget(budget):
     path = ip.paths.VPLinear()
     den = GaussianMixture.preset("aniso2d").denoiser(path)
     x = torch.randn(8, 2, generator=_gen(6), dtype=F64)
-    states = list(ip.trajectory(den, x, "dpm-fast", steps=budget, grid="logsnr"))
-    assert states[-1].nfe == budget
-    assert len(states) == budget // 3 + 1
-    assert states[-1].t == path.t_min
+    for skip in ("logsnr", "grid"):
+        states = list(ip.trajectory(den, x, "dpm-fast", steps=budget, grid="logsnr", skip=skip))
+        assert states[-1].nfe == budget
+        assert len(states) == budget // 3 + 1
+        assert states[-1].t == path.t_min
 
 
 def test_dpm_fast_orders():

@@ -23,7 +23,6 @@ the one before at most 2 (as diffusers). A step from pure noise or to clean data
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 

@@ -250,8 +250,8 @@ class DPMSolverAdaptive(DPMSolver):
 
     It chooses its own grid and uses only ``t_start`` and ``t_end`` of the grid it receives
     (``steps`` does not matter). One step size serves the whole batch (the reference code's
-    choice), so a sample depends on its batch. From pure noise (log-SNR below ``NOISE_LAM``) it first
-    jumps to ``grids.LAM_MIN`` by DDIM, and where ``sigma(t_end) = 0`` it adapts up to
+    choice), so a sample depends on its batch. From pure noise (log-SNR below ``NOISE_LAM``) it
+    first jumps to ``grids.LAM_MIN`` by DDIM, and where ``sigma(t_end) = 0`` it adapts up to
     ``grids.LAM_MAX`` and ends with one DDIM step. ``max_attempts`` bounds the loop.
     """
 

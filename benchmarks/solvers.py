@@ -102,7 +102,8 @@ def diffusers_schedulers() -> dict[str, Callable]:
         "DPM++3M": lambda: _config(d.DPMSolverMultistepScheduler, solver_order=3),
         "DPM++2S": lambda: _config(d.DPMSolverSinglestepScheduler, solver_order=2),
         "DPM-Solver-3S": lambda: _config(d.DPMSolverSinglestepScheduler, solver_order=3,
-                                         algorithm_type="dpmsolver"),
+                                         algorithm_type="dpmsolver",
+                                         final_sigmas_type="sigma_min"),
         "UniPC": lambda: _config(d.UniPCMultistepScheduler),
         "DEIS": lambda: _config(d.DEISMultistepScheduler),
     }
@@ -126,8 +127,8 @@ def run_diffusers(make, steps: int, den, x1):
 
 def diffusers_for_budget(make, den, x1, budget: int, refs):
     for steps in range(budget, 0, -1):
-        sched = make()
         try:
+            sched = make()
             sched.set_timesteps(steps)
         except Exception:  # noqa: BLE001 - some schedulers reject short grids
             continue
@@ -164,7 +165,11 @@ def accuracy(quick: bool) -> None:
         runs += [("diffusers:" + label, lambda b, make=make: diffusers_for_budget(
             make, den, x1, b, refs)) for label, make in diffusers_schedulers().items()]
         for label, fn in runs:
-            row = rows[label] = {b: fn(b) for b in budgets}
+            try:
+                row = rows[label] = {b: fn(b) for b in budgets}
+            except Exception as exc:  # noqa: BLE001 - report and go on
+                print(f"{label:<24} failed: {type(exc).__name__}: {exc}")
+                continue
             cells = "".join(
                 f" | {'-':>22}" if row[b] is None
                 else f" | {row[b][0]:9.2e} nfe{row[b][1]:>3} st{row[b][2]:>3}"
@@ -178,8 +183,8 @@ def accuracy(quick: bool) -> None:
                 best[lib] = min(cands, key=lambda c: c[0][0]) if cands else None
             o, d = best["ip:"], best["diffusers:"]
             ratio = o[0][0] / d[0][0] if o and d else float("nan")
-            print(f"  NFE<={b:<3} ours {o[1]} ({o[0][3]}, {o[0][1]} NFE, {o[0][2]} steps) "
-                  f"{o[0][0]:.2e} | diffusers {d[1]} ({d[0][1]} NFE, {d[0][2]} steps, ends "
+            print(f"  NFE<={b:<3} ours {o[1][3:]} ({o[0][3]}, {o[0][1]} NFE, {o[0][2]} steps) "
+                  f"{o[0][0]:.2e} | diffusers {d[1][10:]} ({d[0][1]} NFE, {d[0][2]} steps, ends "
                   f"{d[0][3]}) {d[0][0]:.2e} | ratio ours/diffusers {ratio:.3f} "
                   f"({'meets' if ratio <= 0.5 else 'misses'} the <= 0.5 goal)")
 

@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import torch
 from torch import Tensor
 
 from ..errors import InterpolantError
@@ -114,7 +115,7 @@ class EDMSampler(Solver):
             if st.churn_z > 0.0:
                 x = st.churn_x * x + st.churn_z * noise.like(x)
             x0 = model(x, st.t_hat, "x0")
-            x_next = st.c_x * x + st.c_0 * x0
+            x_next = torch.add(st.c_x * x, x0, alpha=st.c_0)
             if st.heun:
                 eps = (x - st.alpha_hat * x0) / st.sigma_hat
                 x0_next = model(x_next, times[i + 1], "x0")

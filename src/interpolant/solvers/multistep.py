@@ -36,6 +36,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import torch
 from torch import Tensor
 
 from ..errors import InterpolantError
@@ -70,7 +71,7 @@ class Transfer(NamedTuple):
     c_0: float
 
     def __call__(self, x: Tensor, e: Tensor) -> Tensor:
-        return self.a * x + self.b * e
+        return torch.add(self.a * x, e, alpha=self.b)
 
 
 def transfer(path: GaussianPath, s: float, t: float) -> Transfer:
@@ -98,7 +99,7 @@ def combine(weights: tuple[float, ...], history: list[Tensor]) -> Tensor:
 def _from_noise(model: Model, x: Tensor, s: float, alpha_s: float, sigma_s: float, phi: Transfer):
     """A DDIM step from pure noise: the new state and ``eps = (x - alpha_s x0) / sigma_s``."""
     x0 = model(x, s, "x0")
-    return phi.c_x * x + phi.c_0 * x0, (x - alpha_s * x0) / sigma_s
+    return torch.add(phi.c_x * x, x0, alpha=phi.c_0), (x - alpha_s * x0) / sigma_s
 
 
 def _table(path: GaussianPath, ts: Tensor) -> list[tuple[float, float, Transfer]]:

@@ -79,9 +79,9 @@ class EulerAncestral(Solver):
         times = ts.tolist()
         for i, (c_x, c_0, c_z) in enumerate(table):
             x0 = model(x, times[i], "x0")
-            x = c_x * x + c_0 * x0
+            x = torch.add(c_x * x, x0, alpha=c_0)
             if c_z > 0.0:
-                x = x + c_z * noise.like(x)
+                x = x.add_(noise.like(x), alpha=c_z)
             yield State(i + 1, times[i + 1], x, x0, model.nfe)
 
 
@@ -147,9 +147,9 @@ class EulerMaruyama(Solver):
         times = ts.tolist()
         for i, (c_x, c_0, c_z) in enumerate(table):
             x0 = model(x, times[i], "x0")
-            x = c_x * x + c_0 * x0
+            x = torch.add(c_x * x, x0, alpha=c_0)
             if c_z > 0.0:
-                x = x + c_z * noise.like(x)
+                x = x.add_(noise.like(x), alpha=c_z)
             yield State(i + 1, times[i + 1], x, x0, model.nfe)
 
 

@@ -57,6 +57,16 @@ def table(preset: str, path: ip.paths.GaussianPath, grid: str, n: int = 256) -> 
             cells.append(f"{err:.2e}" if math.isfinite(err) else "nan")
             cells[-1] += f" ({state.nfe})" if state.nfe != nfe else ""
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    for order in (2, 3):  # dpm-adaptive picks its own steps: report (NFE, error) per tolerance
+        cells = []
+        for tol in ((0.05, 0.0078), (1e-3, 1e-3), (1e-4, 1e-4)):
+            state = None
+            for state in ip.trajectory(den, x1, "dpm-adaptive", grid=grid, order=order,
+                                       rtol=tol[0], atol=tol[1]):
+                pass
+            err = (state.x - ref).pow(2).sum(1).mean().sqrt().item() / scale
+            cells.append(f"rtol {tol[0]:g}, atol {tol[1]:g}: {err:.2e} ({state.nfe} NFE)")
+        lines.append(f"| dpm-adaptive order {order} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="15 s of training per model")
     p.add_argument("--seconds", type=float, default=None, help="training time per model")
-    p.add_argument("--threshold", type=float, default=0.15, help="held-out eps-MSE to reach")
+    p.add_argument("--threshold", type=float, default=0.10, help="held-out eps-MSE to reach")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--chunk", type=int, default=20, help="steps per turn when interleaving")

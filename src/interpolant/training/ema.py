@@ -6,7 +6,8 @@
 * as a half-life in training samples, Karras-style (EDM's ``ema_halflife_kimg``; Karras et al.
   2022 and 2024): after ``halflife`` samples the contribution of the current weights has halved,
   so with ``B`` samples per step ``beta = 0.5 ** (B / halflife)``. This is independent of the
-  batch size: two runs with batch ``B`` and ``2B`` weigh past *samples* alike.
+  batch size: two runs with batch ``B`` and ``2B`` weigh past *samples* alike. A half-life of
+  ``h`` optimizer steps is ``halflife = h * B`` (``B`` = samples per step over all ranks).
   ``rampup`` (EDM's ``ema_rampup_ratio``, e.g. 0.05) caps the half-life at ``rampup * n`` after
   ``n`` samples, so early weights are forgotten quickly.
 

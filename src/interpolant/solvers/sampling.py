@@ -13,7 +13,7 @@ from ..errors import InterpolantError
 from .base import Model, Noise, Solver, State, get
 from .stochastic import PredictorCorrector
 
-DEFAULT_SOLVER = "ddim"
+DEFAULT_SOLVER = "dpm++2m"
 DEFAULT_STEPS = 20
 
 Generator = torch.Generator | Sequence[torch.Generator] | None

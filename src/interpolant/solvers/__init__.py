@@ -6,17 +6,21 @@
 
 from . import ddim, deis, dpm, dpmpp, edm, euler, multistep, stochastic, unipc  # noqa: F401
 from .base import Model, Noise, Solver, State, available, get, register, solver_name
+from .stochastic import PredictorCorrector, langevin, with_corrector
 from .sampling import sample, trajectory
 
 __all__ = [
     "Model",
     "Noise",
+    "PredictorCorrector",
     "Solver",
     "State",
     "available",
     "get",
+    "langevin",
     "register",
     "sample",
     "solver_name",
     "trajectory",
+    "with_corrector",
 ]

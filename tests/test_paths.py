@@ -133,3 +133,12 @@ def test_invalid_paths_are_refused_with_a_clear_message(make, words):
 def test_get_builds_every_named_path():
     for name in ip.paths.available():
         assert isinstance(ip.paths.get(name), ip.paths.GaussianPath)
+
+
+def test_vp_discrete_below_its_first_index_reaches_clean_data_not_nan():
+    path = ip.paths.VPDiscrete.from_betas("linear", 1000)
+    t = torch.linspace(0.0, 1e-3, 21, dtype=F64)
+    alpha, sigma = path.alpha(t), path.sigma(t)
+    assert torch.all(torch.isfinite(sigma)) and torch.all(alpha <= 1.0)
+    assert float(sigma[0]) == 0.0 and float(sigma[-1]) > 0.0
+    assert torch.all(sigma[1:] >= sigma[:-1])

@@ -338,12 +338,15 @@ class VPDiscrete(_VP):
         return cls(torch.cumprod(1.0 - betas, dim=0))
 
     def _log_alpha(self, t: Tensor) -> Tensor:
-        return _interp(t, self._t_table, self._log_alpha_table)
+        # Below t = 1/N the linear extrapolation would pass alpha = 1; it stops there
+        # (sigma = 0, clean data) instead of giving alpha > 1 and sigma = NaN.
+        return _interp(t, self._t_table, self._log_alpha_table).clamp(max=0.0)
 
     def _d_log_alpha(self, t: Tensor) -> Tensor:
         xp, fp = self._t_table, self._log_alpha_table
         idx = torch.searchsorted(xp, t.contiguous()).clamp(1, xp.numel() - 1)
-        return (fp[idx] - fp[idx - 1]) / (xp[idx] - xp[idx - 1])
+        slope = (fp[idx] - fp[idx - 1]) / (xp[idx] - xp[idx - 1])
+        return torch.where(self._log_alpha(t) < 0.0, slope, torch.zeros_like(slope))
 
     def _t_of_lam(self, lam: Tensor) -> Tensor:
         log_alpha = self._log_alpha_of_lam(lam)

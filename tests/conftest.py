@@ -11,6 +11,14 @@ import interpolant as ip
 torch.set_num_threads(1)
 
 
+def fit_order(steps, errors) -> float:
+    """Least-squares slope of log error against log steps: the empirical order."""
+    ls = torch.log(torch.tensor(steps, dtype=torch.float64))
+    le = torch.log(torch.tensor(errors, dtype=torch.float64))
+    ls = ls - ls.mean()
+    return float(-(ls * (le - le.mean())).sum() / (ls * ls).sum())
+
+
 def all_paths() -> list:
     return [
         ip.paths.VPLinear(),

@@ -9,18 +9,12 @@ import pytest
 import torch
 
 import interpolant as ip
+from conftest import fit_order
 from interpolant.errors import InterpolantError
 
 F64 = torch.float64
 GMM = ip.oracle.GaussianMixture
 N_POINTS = 200
-
-
-def _fit_order(steps, errors):
-    """Least-squares slope of log error against log steps (the empirical order)."""
-    ls, le = torch.log(torch.tensor(steps, dtype=F64)), torch.log(torch.tensor(errors, dtype=F64))
-    ls = ls - ls.mean()
-    return float(-(ls * (le - le.mean())).sum() / (ls * ls).sum())
 
 
 _REFS: dict = {}
@@ -56,7 +50,7 @@ def test_convergence_order_against_the_exact_flow(solver, order, preset, path_na
         float((ip.sample(den, x1, solver=solver, steps=n, grid=grid) - ref).norm(dim=1).median())
         for n in steps
     ]
-    assert abs(_fit_order(steps, errors) - order) < 0.2, errors
+    assert abs(fit_order(steps, errors) - order) < 0.2, errors
 
 
 def test_ddim_is_euler_on_rectified_flow():

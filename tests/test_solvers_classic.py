@@ -10,17 +10,11 @@ import pytest
 import torch
 
 import interpolant as ip
+from conftest import fit_order
 
 F64 = torch.float64
 GMM = ip.oracle.GaussianMixture
 N_POINTS = 200
-
-
-def _fit_order(steps, errors):
-    """Least-squares slope of log error against log steps (the empirical order)."""
-    ls, le = torch.log(torch.tensor(steps, dtype=F64)), torch.log(torch.tensor(errors, dtype=F64))
-    ls = ls - ls.mean()
-    return float(-(ls * (le - le.mean())).sum() / (ls * ls).sum())
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +63,7 @@ def test_convergence_order_against_the_exact_flow(
     errors = [
         _rms(ip.sample(gmm.denoiser(path), x1, solver, n, grid, **options), ref) for n in steps
     ]
-    assert abs(_fit_order(steps, errors) - order) < 0.3, errors
+    assert abs(fit_order(steps, errors) - order) < 0.3, errors
 
 
 # -- Adams-Bashforth weights: exact for polynomial eps(sigma~) on grids uniform in sigma~ -----

@@ -58,7 +58,8 @@ browser:
 	  echo "make browser: could not install Chromium with apt-get (log above)" >&2; exit 1; fi
 
 bench: setup
-	$(VENV)/bin/interpolant bench
+	$(VENV)/bin/interpolant bench solvers
+	$(VENV)/bin/interpolant bench training
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

@@ -1,6 +1,7 @@
-"""Error-vs-NFE tables of the exponential-integrator solvers (a script, not a test module).
+"""Error-vs-NFE tables of the exponential-integrator solvers (ours only; see ``solvers.py``
+for the side-by-side comparison with diffusers).
 
-Run ``.venv/bin/python tests/test_solvers_exp_tables.py``: RMS endpoint error against the exact
+Run ``.venv/bin/python benchmarks/solver_orders.py``: RMS endpoint error against the exact
 probability-flow solution (``GaussianMixture.flow``) of 256 start points, per solver and NFE, on
 the aniso2d and mix8d presets with VPLinear/logsnr and EDM/karras grids.
 """

@@ -21,6 +21,7 @@ schedules), and where ``lam(t_end)`` is infinite (``sigma = 0``) it ends with on
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -65,6 +66,26 @@ def make(
             f"need 0 <= t_end < t_start <= 1 (time runs from data at 0 to noise at 1), "
             f"got t_start={t_start}, t_end={t_end}"
         )
+    try:
+        return torch.tensor(_cached(name, path, steps, t_start, t_end, float(rho)),
+                            dtype=torch.float64)
+    except TypeError as err:  # an unhashable path: no cache
+        if "unhashable" not in str(err):
+            raise
+        return _make(name, path, steps, t_start, t_end, rho)
+
+
+@functools.lru_cache(maxsize=256)
+def _cached(
+    name: str, path: GaussianPath, steps: int, t_start: float, t_end: float, rho: float
+) -> tuple[float, ...]:
+    """The grid as a tuple of floats, computed once per arguments (paths are immutable)."""
+    return tuple(_make(name, path, steps, t_start, t_end, rho).tolist())
+
+
+def _make(
+    name: str, path: GaussianPath, steps: int, t_start: float, t_end: float, rho: float
+) -> Tensor:
     if name == "uniform":
         ts = torch.linspace(t_start, t_end, steps + 1, dtype=torch.float64)
     elif name == "quadratic":

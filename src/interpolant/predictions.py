@@ -32,6 +32,7 @@ from .paths import GaussianPath, broadcast_time, check_time
 TARGETS = ("eps", "x0", "v", "velocity", "score")
 
 Coef = float | Tensor
+TIME_CACHE = 1024  # time tensors a Denoiser keeps (see Denoiser._time_tensor)
 
 __all__ = ["TARGETS", "convert", "convert_with", "Denoiser"]
 
@@ -44,6 +45,14 @@ def _check_target(name: str, kind: str = "prediction target") -> None:
 def _x0_of(out: Tensor, src: str, x: Tensor, a: Coef, s: Coef, da: Coef, ds: Coef) -> Tensor:
     if src == "x0":
         return out
+    if isinstance(a, float):  # one time for the batch: fused ops, in place on fresh tensors only
+        if src == "eps":
+            return torch.sub(x, out, alpha=s).div_(a)
+        if src == "v":
+            return torch.mul(x, a).sub_(out, alpha=s).div_(a * a + s * s)
+        if src == "velocity":
+            return torch.mul(x, ds).sub_(out, alpha=s).div_(a * ds - s * da)
+        return torch.add(x, out, alpha=s * s).div_(a)  # score
     if src == "eps":
         return (x - s * out) / a
     if src == "v":
@@ -56,6 +65,14 @@ def _x0_of(out: Tensor, src: str, x: Tensor, a: Coef, s: Coef, da: Coef, ds: Coe
 def _eps_of(out: Tensor, src: str, x: Tensor, a: Coef, s: Coef, da: Coef, ds: Coef) -> Tensor:
     if src == "eps":
         return out
+    if isinstance(a, float):
+        if src == "x0":
+            return torch.sub(x, out, alpha=a).div_(s)
+        if src == "v":
+            return torch.mul(x, s).add_(out, alpha=a).div_(a * a + s * s)
+        if src == "velocity":
+            return torch.mul(out, a).sub_(x, alpha=da).div_(a * ds - s * da)
+        return out * (-s)  # score
     if src == "x0":
         return (x - a * out) / s
     if src == "v":
@@ -155,6 +172,7 @@ class Denoiser:
         self.time_scale = float(time_scale)
         self.time_shift = float(time_shift)
         self.nfe = 0
+        self._times: dict[tuple, Tensor] = {}
 
     def __call__(
         self, x: Tensor, t: Tensor | float, cond: Any = None, target: str = "x0"
@@ -162,17 +180,15 @@ class Denoiser:
         """The ``target`` prediction at ``(x, t)``; ``t`` a float or of shape ``(B,)``."""
         if target not in TARGETS:
             _check_target(target)
-        if isinstance(t, float):
-            t_model = torch.full((x.shape[0],), t, dtype=x.dtype, device=x.device)
+        if type(t) is float:
+            t_model = self._time_tensor(t, x)
             a, s, da, ds = self.path.scalars(t)
         else:
             t = check_time(t, x)
             if isinstance(t, float):
                 return self(x, t, cond, target)
-            t_model = t.to(device=x.device, dtype=x.dtype)
+            t_model = self._scale(t.to(device=x.device, dtype=x.dtype))
             a, s, da, ds = _coefficients(self.path, t, x)
-        if self.time_scale != 1.0 or self.time_shift != 0.0:
-            t_model = t_model * self.time_scale + self.time_shift
         out = self.model(x, t_model, cond)
         self.nfe += 1
         if not isinstance(out, Tensor) or out.shape != x.shape:
@@ -184,6 +200,31 @@ class Denoiser:
         if out.dtype != x.dtype:
             out = out.to(x.dtype)
         return convert_with(out, self.prediction, target, x, a, s, da, ds)
+
+    def _scale(self, t_model: Tensor) -> Tensor:
+        if self.time_scale != 1.0 or self.time_shift != 0.0:
+            t_model = t_model * self.time_scale + self.time_shift
+        return t_model
+
+    def _time_tensor(self, t: float, x: Tensor) -> Tensor:
+        """The network's time input for one time ``t``: ``(B,)`` in the dtype of ``x``.
+
+        A sampler asks for the same few times over and over (one grid, many runs), so the
+        tensors are kept, keyed on their value (``t, B``, dtype, device, inference mode and
+        the time scale and shift).
+        Entries are never changed once stored (a dict insert is atomic, so threads may share
+        the denoiser); the network must not modify ``t`` in place.
+        """
+        key = (t, x.shape[0], x.dtype, x.device, torch.is_inference_mode_enabled(),
+               self.time_scale, self.time_shift)
+        times = self._times
+        t_model = times.get(key)
+        if t_model is None:
+            t_model = self._scale(torch.full((x.shape[0],), t, dtype=x.dtype, device=x.device))
+            if len(times) >= TIME_CACHE:
+                times.clear()
+            times[key] = t_model
+        return t_model
 
     def parameter_dtypes(self) -> set[torch.dtype]:
         """Floating dtypes of the network's parameters (empty for a plain callable)."""

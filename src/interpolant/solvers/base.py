@@ -10,6 +10,7 @@ generator, so one solver value may serve many threads at once.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar, NamedTuple
 
@@ -32,6 +33,37 @@ class State(NamedTuple):
     x: Tensor
     x0: Tensor | None
     nfe: int
+
+
+def combine(c_x: float, x: Tensor, weights: Sequence[float], outs: Sequence[Tensor]) -> Tensor:
+    """``c_x x + sum_j w_j M_j``: one multiply, then one fused in-place add per nonzero weight
+    (in place only on the fresh product, never on ``x`` or a model output)."""
+    y = torch.mul(x, c_x)
+    for w, m in zip(weights, outs):
+        if w != 0.0:
+            y.add_(m, alpha=w)
+    return y
+
+
+def table_for(solver: Any, ts: Tensor, path: Any) -> Any:
+    """``solver.table(ts, path)``, computed once per ``(solver, path, grid)`` and kept.
+
+    Solvers and paths are immutable values and tables are tuples of floats, so the cache
+    (keyed on value, ``functools.lru_cache``, thread-safe) cannot change a result. Unhashable
+    solvers or paths are served uncached.
+    """
+    times = tuple(ts.tolist())
+    try:
+        return _table(solver, path, times)
+    except TypeError as err:
+        if "unhashable" not in str(err):
+            raise
+        return solver.table(ts, path)
+
+
+@functools.lru_cache(maxsize=256)
+def _table(solver: Any, path: Any, times: tuple[float, ...]) -> Any:
+    return solver.table(torch.tensor(times, dtype=torch.float64), path)
 
 
 class Model:

@@ -27,7 +27,7 @@ from torch import Tensor
 
 from ..errors import InterpolantError
 from ..paths import GaussianPath
-from .base import Model, Noise, Solver, State, register
+from .base import Model, Noise, Solver, State, register, table_for
 
 
 def ddim_table(path: GaussianPath, ts: Tensor, eta: float) -> list[tuple[float, float, float]]:
@@ -56,16 +56,20 @@ class DDIM(Solver):
         if not 0.0 <= self.eta <= 1.0:
             raise InterpolantError(f"eta must lie in [0, 1], got {self.eta}")
 
+    def table(self, ts: Tensor, path: GaussianPath) -> tuple[tuple[float, float, float], ...]:
+        """Per step ``(c_x, c_0, sigma_eta)`` (:func:`ddim_table`)."""
+        return tuple(ddim_table(path, ts, self.eta))
+
     def run(
         self, model: Model, x: Tensor, ts: Tensor, path: GaussianPath, noise: Noise
     ) -> Iterator[State]:
-        table = ddim_table(path, ts, self.eta)
+        table = table_for(self, ts, path)
         times = ts.tolist()
         for i, (c_x, c_0, sigma_eta) in enumerate(table):
             x0 = model(x, times[i], "x0")
-            x = c_x * x + c_0 * x0
+            x = torch.mul(x, c_x).add_(x0, alpha=c_0)
             if sigma_eta > 0.0:
-                x = x + sigma_eta * noise.like(x)
+                x.add_(noise.like(x), alpha=sigma_eta)
             yield State(i + 1, times[i + 1], x, x0, model.nfe)
 
 

@@ -31,8 +31,8 @@ from torch import Tensor
 
 from ..errors import InterpolantError
 from ..paths import GaussianPath
-from .base import Model, Noise, Solver, State, register
-from .dpm import Point, first_order, plain, point
+from .base import Model, Noise, Solver, State, combine, register, table_for
+from .dpm import Point, first_order, plain, points
 from .dpmpp import multistep_orders
 
 _NODES, _WEIGHTS = np.polynomial.legendre.leggauss(24)
@@ -78,18 +78,20 @@ class DEIS(Solver):
         if self.order not in (1, 2, 3):
             raise InterpolantError(f"deis has orders 1, 2, 3, got order={self.order!r}")
 
+    def table(self, ts: Tensor, path: GaussianPath) -> tuple[tuple[float, float, tuple, str], ...]:
+        """``(t_s, c_x, weights, target)`` per step (:func:`deis_row`)."""
+        pts = points(path, ts)
+        orders = multistep_orders([p.lam for p in pts], self.order, self.lower_order_final)
+        rows = (deis_row(pts[i - k + 1: i + 1][::-1], pts[i + 1], k) for i, k in enumerate(orders))
+        return tuple((pts[i].t, c_x, tuple(w), tg) for i, (c_x, w, tg) in enumerate(rows))
+
     def run(
         self, model: Model, x: Tensor, ts: Tensor, path: GaussianPath, noise: Noise
     ) -> Iterator[State]:
-        pts = [point(path, t) for t in ts.tolist()]
-        orders = multistep_orders([p.lam for p in pts], self.order, self.lower_order_final)
-        rows = [deis_row(pts[i - k + 1: i + 1][::-1], pts[i + 1], k) for i, k in enumerate(orders)]
+        times = ts.tolist()
         outs: list[Tensor] = []  # eps predictions, newest first
-        for i, (c_x, weights, target) in enumerate(rows):
-            m = model(x, pts[i].t, target).to(x.dtype)
+        for i, (t_s, c_x, weights, target) in enumerate(table_for(self, ts, path)):
+            m = model(x, t_s, target).to(x.dtype)
             outs = [m] + outs[:2]
-            y = c_x * x
-            for w, out in zip(weights, outs):
-                y = y + w * out
-            x = y
-            yield State(i + 1, pts[i + 1].t, x, m if target == "x0" else None, model.nfe)
+            x = combine(c_x, x, weights, outs)
+            yield State(i + 1, times[i + 1], x, m if target == "x0" else None, model.nfe)

@@ -33,7 +33,7 @@ from torch import Tensor
 from .. import grids
 from ..errors import InterpolantError
 from ..paths import GaussianPath
-from .base import Model, Noise, Solver, State, register
+from .base import Model, Noise, Solver, State, combine, register, table_for
 
 FORMS = ("noise", "data")
 TARGET = {"noise": "eps", "data": "x0"}
@@ -64,6 +64,13 @@ class Point(NamedTuple):
 def point(path: GaussianPath, t: float) -> Point:
     alpha, sigma, _, _ = path.scalars(t)
     return Point(float(t), alpha, sigma, path.lam(float(t)))
+
+
+def points(path: GaussianPath, ts: Tensor) -> list[Point]:
+    """:func:`point` at every time of ``ts``, each quantity evaluated once on the whole grid."""
+    ts = ts.to(torch.float64)
+    cols = (ts.tolist(), path.alpha(ts).tolist(), path.sigma(ts).tolist(), path.lam(ts).tolist())
+    return [Point(*p) for p in zip(*cols)]
 
 
 def point_at_lam(path: GaussianPath, lam: float) -> Point:
@@ -148,10 +155,7 @@ def take(step: Step, model: Model, x: Tensor) -> tuple[Tensor, list[Tensor]]:
     y = x
     for t_j, stage in zip(step.times, step.stages):
         outs.append(model(y, t_j, step.target).to(x.dtype))
-        y = stage.c_x * x
-        for c, m in zip(stage.c, outs):
-            if c != 0.0:
-                y = y + c * m
+        y = combine(stage.c_x, x, stage.c, outs)
     return y, outs
 
 
@@ -185,17 +189,20 @@ class DPMSolver(Solver):
 
     def plan(self, ts: Tensor, path: GaussianPath) -> list[tuple[Point, Point, int]]:
         """``(s, t, order)`` per step."""
-        pts = [point(path, t) for t in ts.tolist()]
+        pts = points(path, ts)
         return [(s, t, self.order) for s, t in zip(pts[:-1], pts[1:])]
+
+    def table(self, ts: Tensor, path: GaussianPath) -> tuple[tuple[float, Step], ...]:
+        """``(t, step)`` per step of the plan: where it ends and its stages."""
+        plan = self.plan(ts, path)
+        return tuple((t.t, singlestep(self.form, path, s, t, k)) for s, t, k in plan)
 
     def run(
         self, model: Model, x: Tensor, ts: Tensor, path: GaussianPath, noise: Noise
     ) -> Iterator[State]:
-        plan = self.plan(ts, path)
-        table = [singlestep(self.form, path, s, t, k) for s, t, k in plan]
-        for i, ((_, t, _), step) in enumerate(zip(plan, table)):
+        for i, (t, step) in enumerate(table_for(self, ts, path)):
             x, outs = take(step, model, x)
-            yield State(i + 1, t.t, x, outs[0] if step.target == "x0" else None, model.nfe)
+            yield State(i + 1, t, x, outs[0] if step.target == "x0" else None, model.nfe)
 
 
 @register("dpm-fast")
@@ -227,7 +234,7 @@ class DPMSolverFast(DPMSolver):
         else:
             idx = torch.cumsum(torch.tensor([0] + orders), 0)
             outer = ts[idx]
-        pts = [point(path, t) for t in outer.tolist()]
+        pts = points(path, outer)
         return [(s, t, k) for s, t, k in zip(pts[:-1], pts[1:], orders)]
 
 

@@ -61,12 +61,13 @@ from torch import Tensor
 
 from ..errors import InterpolantError
 from ..paths import GaussianPath
-from .base import Model, Noise, Solver, State, register
-from .dpm import NOISE_LAM, DPMSolver, Point, phi, point
+from .base import Model, Noise, Solver, State, combine, register, table_for
+from .dpm import NOISE_LAM, DPMSolver, Point, phi, points
 
 THIRD_ORDER = ("consistent", "published")
 THIRD_ORDER_DEFAULT = "published"
 FEW_STEPS = 15  # diffusers' threshold for lower_order_final
+Row = tuple[float, tuple[float, ...], float]  # (c_x, weights of M_0, M_1, M_2, noise std)
 
 
 def multistep_orders(lams: list[float], order: int, lower_order_final: bool) -> list[int]:
@@ -146,29 +147,25 @@ class DPMSolverPPMultistep(Solver):
         if not (isinstance(self.eta, (int, float)) and self.eta >= 0):
             raise InterpolantError(f"eta must be a number >= 0, got {self.eta!r}")
 
-    def table(self, ts: Tensor, path: GaussianPath) -> list[tuple[float, list[float], float]]:
-        pts = [point(path, t) for t in ts.tolist()]
+    def table(self, ts: Tensor, path: GaussianPath) -> tuple[Row, ...]:
+        """``(c_x, (w_0, w_1, w_2), noise_std)`` per step (:func:`multistep_row`)."""
+        pts = points(path, ts)
         orders = multistep_orders([p.lam for p in pts], self.order, self.lower_order_final)
-        return [
-            multistep_row(pts[i - k + 1: i + 1][::-1], pts[i + 1], k, self.eta,
-                          self.solver_type, self.third_order)
-            for i, k in enumerate(orders)
-        ]
+        rows = (multistep_row(pts[i - k + 1: i + 1][::-1], pts[i + 1], k, self.eta,
+                              self.solver_type, self.third_order) for i, k in enumerate(orders))
+        return tuple((c_x, tuple(w), std) for c_x, w, std in rows)
 
     def run(
         self, model: Model, x: Tensor, ts: Tensor, path: GaussianPath, noise: Noise
     ) -> Iterator[State]:
-        table = self.table(ts, path)
+        table = table_for(self, ts, path)
         times = ts.tolist()
         outs: list[Tensor] = []  # data predictions, newest first
         for i, (c_x, w, std) in enumerate(table):
             outs = [model(x, times[i], "x0").to(x.dtype)] + outs[:2]
-            x = c_x * x
-            for w_j, m in zip(w, outs):
-                if w_j != 0.0:
-                    x = x + w_j * m
+            x = combine(c_x, x, w, outs)
             if std > 0.0:
-                x = x + std * noise.like(x)
+                x.add_(noise.like(x), alpha=std)
             yield State(i + 1, times[i + 1], x, outs[0], model.nfe)
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor
 
 from ..paths import GaussianPath
@@ -38,9 +39,10 @@ class Euler(Solver):
         self, model: Model, x: Tensor, ts: Tensor, path: GaussianPath, noise: Noise
     ) -> Iterator[State]:
         times = ts.tolist()
-        for i in range(len(times) - 1):
+        dts = [t - s for s, t in zip(times[:-1], times[1:])]
+        for i, dt in enumerate(dts):
             u = model(x, times[i], "velocity")
-            x = x + (times[i + 1] - times[i]) * u
+            x = torch.add(x, u, alpha=dt)
             yield State(i + 1, times[i + 1], x, None, model.nfe)
 
 
@@ -59,10 +61,10 @@ class Heun(Solver):
         for i in range(len(times) - 1):
             dt = times[i + 1] - times[i]
             d = model(x, times[i], "velocity")
-            x_euler = x + dt * d
+            x_euler = torch.add(x, d, alpha=dt)
             if last_is_clean and i == len(times) - 2:
                 x = x_euler
             else:
                 d_next = model(x_euler, times[i + 1], "velocity")
-                x = x + (0.5 * dt) * (d + d_next)
+                x = torch.add(x, d + d_next, alpha=0.5 * dt)
             yield State(i + 1, times[i + 1], x, None, model.nfe)

@@ -40,11 +40,12 @@ from torch import Tensor
 
 from ..errors import InterpolantError
 from ..paths import GaussianPath
-from .base import Model, Noise, Solver, State, register
-from .dpm import FORMS, TARGET, Point, check_form, first_order, phi, plain, point
+from .base import Model, Noise, Solver, State, combine, register, table_for
+from .dpm import FORMS, TARGET, Point, check_form, first_order, phi, plain, points
 from .dpmpp import multistep_orders
 
 VARIANTS = ("bh1", "bh2")
+Row = tuple[float, tuple[float, ...], tuple[float, ...]]  # (c_x, predictor, corrector weights)
 
 
 def unipc_rows(
@@ -110,33 +111,32 @@ class UniPC(Solver):
             check_form(self.form)
         object.__setattr__(self, "disable_corrector", tuple(self.disable_corrector))
 
+    def table(self, ts: Tensor, path: GaussianPath) -> tuple[tuple[float, str, Row], ...]:
+        """``(t_s, form, (c_x, predictor weights, corrector weights))`` per step."""
+        pts = points(path, ts)
+        orders = multistep_orders([p.lam for p in pts], self.order, self.lower_order_final)
+        forms = ["data" if plain(pts[i], pts[i + 1]) else self.form for i in range(len(orders))]
+        rows = (unipc_rows(f, pts[i - k + 1: i + 1][::-1], pts[i + 1], k, self.variant)
+                for i, (k, f) in enumerate(zip(orders, forms)))
+        return tuple((pts[i].t, f, (c_x, tuple(pred), tuple(corr)))
+                     for i, (f, (c_x, pred, corr)) in enumerate(zip(forms, rows)))
+
     def run(
         self, model: Model, x: Tensor, ts: Tensor, path: GaussianPath, noise: Noise
     ) -> Iterator[State]:
-        pts = [point(path, t) for t in ts.tolist()]
-        orders = multistep_orders([p.lam for p in pts], self.order, self.lower_order_final)
-        forms = ["data" if plain(pts[i], pts[i + 1]) else self.form for i in range(len(orders))]
-        rows = [unipc_rows(f, pts[i - k + 1: i + 1][::-1], pts[i + 1], k, self.variant)
-                for i, (k, f) in enumerate(zip(orders, forms))]
+        table = table_for(self, ts, path)
+        times = ts.tolist()
         outs: list[Tensor] = []  # model outputs, newest first
         x_prev = x
-        for i, (c_x, pred, _) in enumerate(rows):
-            m = model(x, pts[i].t, TARGET[forms[i]]).to(x.dtype)
-            if i > 0 and self._corrects(i - 1, rows[i - 1], forms[i - 1] == forms[i]):
-                c_xc, _, corr = rows[i - 1]
-                x = _combine(c_xc, x_prev, corr, [m] + outs)
+        for i, (t_s, form, row) in enumerate(table):
+            m = model(x, t_s, TARGET[form]).to(x.dtype)
+            if i > 0 and self._corrects(i - 1, table[i - 1][2], table[i - 1][1] == form):
+                c_xc, _, corr = table[i - 1][2]
+                x = combine(c_xc, x_prev, corr, [m] + outs)
             outs = [m] + outs[:2]
             x_prev = x
-            x = _combine(c_x, x, pred, outs)
-            yield State(i + 1, pts[i + 1].t, x, m if forms[i] == "data" else None, model.nfe)
+            x = combine(row[0], x, row[1], outs)
+            yield State(i + 1, times[i + 1], x, m if form == "data" else None, model.nfe)
 
-    def _corrects(self, i: int, row: tuple[float, list[float], list[float]], same: bool) -> bool:
+    def _corrects(self, i: int, row: Row, same: bool) -> bool:
         return self.corrector and i not in self.disable_corrector and bool(row[2]) and same
-
-
-def _combine(c_x: float, x: Tensor, weights: list[float], outs: list[Tensor]) -> Tensor:
-    y = c_x * x
-    for w, m in zip(weights, outs):
-        if w != 0.0:
-            y = y + w * m
-    return y

@@ -98,11 +98,35 @@ def convert_with(
         return _eps_of(out, src, x, a, s, da, ds)
     if dst == "score":
         return _eps_of(out, src, x, a, s, da, ds) / (-s)
+    if isinstance(a, float):  # dst is linear in (x, out): two ops
+        try:
+            p, q = _linear(src, dst, a, s, da, ds)  # type: ignore[arg-type]
+            return torch.mul(x, p).add_(out, alpha=q)
+        except ZeroDivisionError:  # at alpha = 0 or sigma = 0: the tensor formulas below
+            pass
     x0 = _x0_of(out, src, x, a, s, da, ds)
     eps = _eps_of(out, src, x, a, s, da, ds)
     if dst == "v":
         return a * eps - s * x0
     return da * x0 + ds * eps  # velocity
+
+
+def _linear(src: str, dst: str, a: float, s: float, da: float, ds: float) -> tuple[float, float]:
+    """``(p, q)`` with ``dst = p x + q out`` (``dst`` is ``v`` or ``velocity``), as tabled above."""
+    if src == "x0":
+        x0, eps = (0.0, 1.0), (1.0 / s, -a / s)
+    elif src == "eps":
+        x0, eps = (1.0 / a, -s / a), (0.0, 1.0)
+    elif src == "v":
+        n = a * a + s * s
+        x0, eps = (a / n, -s / n), (s / n, a / n)
+    elif src == "velocity":
+        d = a * ds - s * da
+        x0, eps = (ds / d, -s / d), (-da / d, a / d)
+    else:  # score
+        x0, eps = (1.0 / a, s * s / a), (0.0, -s)
+    c0, c1 = (-s, a) if dst == "v" else (da, ds)  # v = a eps - s x0; velocity = da x0 + ds eps
+    return c0 * x0[0] + c1 * eps[0], c0 * x0[1] + c1 * eps[1]
 
 
 def convert(

@@ -70,7 +70,8 @@ class Model:
     """The network as a solver sees it: ``model(x, t, target)``, counting its calls.
 
     ``t`` is a Python float (one time for the whole batch) or a tensor of shape ``(B,)``.
-    ``target`` is one of ``eps, x0, v, velocity, score``. Made fresh for every run.
+    ``target`` is one of ``eps, x0, v, velocity, score``. The output comes in the dtype of
+    ``x`` (a low-precision one is upcast). Made fresh for every run.
     """
 
     __slots__ = ("_fn", "nfe")
@@ -81,7 +82,8 @@ class Model:
 
     def __call__(self, x: Tensor, t: float | Tensor, target: str) -> Tensor:
         self.nfe += 1
-        return self._fn(x, t, target)
+        out = self._fn(x, t, target)
+        return out if out.dtype == x.dtype else out.to(x.dtype)
 
 
 class Noise:

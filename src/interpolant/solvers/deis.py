@@ -91,7 +91,7 @@ class DEIS(Solver):
         times = ts.tolist()
         outs: list[Tensor] = []  # eps predictions, newest first
         for i, (t_s, c_x, weights, target) in enumerate(table_for(self, ts, path)):
-            m = model(x, t_s, target).to(x.dtype)
+            m = model(x, t_s, target)
             outs = [m] + outs[:2]
             x = combine(c_x, x, weights, outs)
             yield State(i + 1, times[i + 1], x, m if target == "x0" else None, model.nfe)

@@ -154,7 +154,7 @@ def take(step: Step, model: Model, x: Tensor) -> tuple[Tensor, list[Tensor]]:
     outs: list[Tensor] = []
     y = x
     for t_j, stage in zip(step.times, step.stages):
-        outs.append(model(y, t_j, step.target).to(x.dtype))
+        outs.append(model(y, t_j, step.target))
         y = combine(stage.c_x, x, stage.c, outs)
     return y, outs
 

@@ -162,7 +162,7 @@ class DPMSolverPPMultistep(Solver):
         times = ts.tolist()
         outs: list[Tensor] = []  # data predictions, newest first
         for i, (c_x, w, std) in enumerate(table):
-            outs = [model(x, times[i], "x0").to(x.dtype)] + outs[:2]
+            outs = [model(x, times[i], "x0")] + outs[:2]
             x = combine(c_x, x, w, outs)
             if std > 0.0:
                 x.add_(noise.like(x), alpha=std)

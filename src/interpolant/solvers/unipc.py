@@ -129,7 +129,7 @@ class UniPC(Solver):
         outs: list[Tensor] = []  # model outputs, newest first
         x_prev = x
         for i, (t_s, form, row) in enumerate(table):
-            m = model(x, t_s, TARGET[form]).to(x.dtype)
+            m = model(x, t_s, TARGET[form])
             if i > 0 and self._corrects(i - 1, table[i - 1][2], table[i - 1][1] == form):
                 c_xc, _, corr = table[i - 1][2]
                 x = combine(c_xc, x_prev, corr, [m] + outs)

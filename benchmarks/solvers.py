@@ -106,7 +106,36 @@ def diffusers_schedulers() -> dict[str, Callable]:
                                          final_sigmas_type="sigma_min"),
         "UniPC": lambda: _config(d.UniPCMultistepScheduler),
         "DEIS": lambda: _config(d.DEISMultistepScheduler),
+        **_best_options(d),
     }
+
+
+def _best_options(d) -> dict[str, Callable]:
+    """diffusers' own options for the multistep solvers, so that it is compared at its best
+    too: Karras or exponential (uniform log-SNR) sigmas, DPM-Solver's ``use_lu_lambdas``, and
+    ending at the last training sigma (``final_sigmas_type="sigma_min"``) instead of 0."""
+    sigmas = {"karras": dict(use_karras_sigmas=True), "exp": dict(use_exponential_sigmas=True),
+              "trailing": {}}
+    makers: dict[str, Callable] = {}
+    for label, cls, extra in (
+        ("DPM++2M", d.DPMSolverMultistepScheduler, dict(solver_order=2)),
+        ("DPM++3M", d.DPMSolverMultistepScheduler, dict(solver_order=3)),
+        ("UniPC", d.UniPCMultistepScheduler, {}),
+        ("UniPC-bh1", d.UniPCMultistepScheduler, dict(solver_type="bh1")),
+    ):
+        options = {f"{name}/{end}": dict(**sig, final_sigmas_type=end)
+                   for name, sig in sigmas.items() for end in ("zero", "sigma_min")}
+        if cls is d.DPMSolverMultistepScheduler:
+            options.update({f"lu/{end}": dict(use_lu_lambdas=True, final_sigmas_type=end)
+                            for end in ("zero", "sigma_min")})
+        for name, opts in options.items():
+            if name == "trailing/zero" and label != "UniPC-bh1":
+                continue  # the default row above
+            makers[f"{label} {name}"] = lambda cls=cls, o={**extra, **opts}: _config(cls, **o)
+    for name, sig in sigmas.items():
+        if sig:
+            makers[f"DEIS {name}"] = lambda sig=sig: _config(d.DEISMultistepScheduler, **sig)
+    return makers
 
 
 def run_diffusers(make, steps: int, den, x1):
@@ -157,7 +186,7 @@ def accuracy(quick: bool) -> None:
         print(f"\n(a) endpoint RMS error vs exact flow: {preset}, SD scaled_linear schedule, "
               f"{n} points, start t=1 (k=999)")
         header = "".join(f" | {'NFE<=' + str(b):>22}" for b in budgets)
-        print(f"{'solver':<24}{header}")
+        print(f"{'solver':<28}{header}")
         rows: dict[str, dict] = {}
         warnings.simplefilter("ignore")
         runs = [("ip:" + name, lambda b, name=name: ours_for_budget(name, den, x1, b, refs[0]))
@@ -168,14 +197,14 @@ def accuracy(quick: bool) -> None:
             try:
                 row = rows[label] = {b: fn(b) for b in budgets}
             except Exception as exc:  # noqa: BLE001 - report and go on
-                print(f"{label:<24} failed: {type(exc).__name__}: {exc}")
+                print(f"{label:<28} failed: {type(exc).__name__}: {exc}")
                 continue
             cells = "".join(
                 f" | {'-':>22}" if row[b] is None
                 else f" | {row[b][0]:9.2e} nfe{row[b][1]:>3} st{row[b][2]:>3}"
                 for b in budgets
             )
-            print(f"{label:<24}{cells}", flush=True)
+            print(f"{label:<28}{cells}", flush=True)
         for b in budgets:
             best = {}
             for lib in ("ip:", "diffusers:"):

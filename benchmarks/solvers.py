@@ -5,14 +5,19 @@ Stable Diffusion's discrete schedule (``VPDiscrete.from_betas("scaled_linear", 1
 0.012)``), from the same exact draws of ``p_1``, at NFE budgets 5, 10, 20, 50: every
 deterministic solver of ``ip.solvers.available()`` (steps chosen so NFE <= budget; best of
 three grids) and every deterministic diffusers scheduler (``timestep_spacing="trailing"``, so
-every timestep is an integer training index) driven by the exact noise prediction. Diffusers'
-DDIM/PNDM end at ``alphas_cumprod[0]`` (``t = 1/N``, like ours); its sigma schedulers end at
-``sigma = 0`` and are compared with the exact flow to ``sigma = 0``. Stochastic samplers have no
+every timestep is an integer training index) driven by the exact noise prediction, the
+multistep ones also with their Karras/exponential/``lu_lambdas`` spacings and
+``final_sigmas_type="sigma_min"`` (diffusers at its best, as ours is best of three grids).
+Diffusers' DDIM/PNDM and its ``sigma_min`` variants end at ``alphas_cumprod[0]`` (``t = 1/N``,
+like ours); its other sigma schedulers end at ``sigma = 0`` and are compared with the exact flow
+to ``sigma = 0``. Stochastic samplers have no
 pathwise reference and are left out of (a).
 
 (b) Microseconds of sampler overhead per step with a trivial network (``eps = 0.1 x``): ours,
 the same algorithm in diffusers, and a bare Python loop doing the same tensor operations with
-precomputed coefficients (the floor).
+precomputed coefficients (the floor: the same network call on a ``(B,)`` time tensor, the same
+two-op conversion of its output, fused updates; see :func:`floor_loop`). Ours is timed through
+``ip.sample`` (per-run setup included), diffusers with its scheduler made and set per run.
 
 Run: ``python benchmarks/solvers.py [--quick]`` (also ``interpolant bench solvers``).
 """

@@ -35,7 +35,6 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor
 
 from ..errors import InterpolantError
@@ -62,17 +61,15 @@ def unipc_rows(
     scale = t.alpha if form == "data" else t.sigma
     b_h = hh if variant == "bh1" else math.expm1(hh)
     rks = [(p.lam - s.lam) / h for p in hist[1:]] + [1.0]
-    b = torch.tensor([hh * phi(i + 1, hh) * math.factorial(i) / b_h for i in range(1, order + 1)],
-                     dtype=torch.float64)
-    big_r = torch.tensor([[r ** (i - 1) for r in rks] for i in range(1, order + 1)],
-                         dtype=torch.float64)
+    b = [hh * phi(i + 1, hh) * math.factorial(i) / b_h for i in range(1, order + 1)]
+    big_r = [[r ** (i - 1) for r in rks] for i in range(1, order + 1)]
     if order == 1:
         rho_p: list[float] = []
     elif order == 2:
         rho_p = [0.5]
     else:
-        rho_p = torch.linalg.solve(big_r[:-1, :-1], b[:-1]).tolist()
-    rho_c = [0.5] if order == 1 else torch.linalg.solve(big_r, b).tolist()
+        rho_p = _solve([row[:-1] for row in big_r[:-1]], b[:-1])
+    rho_c = [0.5] if order == 1 else _solve(big_r, b)
     g = -scale * b_h  # x_t = base + g * (sum_k rho_k D_k)
     pred = [base] + [0.0] * (order - 1)
     corr = [0.0, base] + [0.0] * (order - 1)
@@ -84,6 +81,23 @@ def unipc_rows(
     corr[0] += g * rho_c[-1]
     corr[1] -= g * rho_c[-1]
     return c_x, pred, corr
+
+
+def _solve(a: list[list[float]], b: list[float]) -> list[float]:
+    """Solve the small system ``a y = b`` (at most 3 x 3) by Gaussian elimination with
+    partial pivoting, in Python floats (float64)."""
+    n = len(b)
+    m = [list(row) + [rhs] for row, rhs in zip(a, b)]
+    for k in range(n):
+        piv = max(range(k, n), key=lambda i: abs(m[i][k]))
+        m[k], m[piv] = m[piv], m[k]
+        for i in range(k + 1, n):
+            f = m[i][k] / m[k][k]
+            m[i] = [u - f * v for u, v in zip(m[i], m[k])]
+    y = [0.0] * n
+    for k in reversed(range(n)):
+        y[k] = (m[k][n] - sum(m[k][j] * y[j] for j in range(k + 1, n))) / m[k][k]
+    return y
 
 
 @register("unipc")

@@ -144,8 +144,8 @@ class Solver:
         steps = ts.numel() - 1
         if steps < self.min_steps:
             raise InterpolantError(
-                f"solver {solver_name(self)!r} needs at least {self.min_steps} steps, got a grid of "
-                f"{steps}; use more steps or a solver of lower order"
+                f"solver {solver_name(self)!r} needs at least {self.min_steps} steps, got a grid "
+                f"of {steps}; use more steps or a solver of lower order"
             )
         if self.needs_gaussian and not isinstance(path, GaussianPath):
             raise InterpolantError(

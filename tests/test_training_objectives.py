@@ -182,10 +182,14 @@ def test_unknown_names_and_bad_callables_are_refused():
         bad.sample_time(4)
     with pytest.raises(InterpolantError, match="Gaussian path"):
         Objective("vp-linear")
-    disc = ip.paths.VPDiscrete.from_betas("linear", 1000)  # invalid below t = 1/1000
+
+    class Broken(ip.paths.VPLinear):  # a path without finite coefficients below t = 1e-3
+        def _sigma(self, t):
+            return torch.where(t < 1e-3, torch.nan, super()._sigma(t))
+
     with pytest.raises(InterpolantError, match="no finite alpha, sigma at t = 0.0001"):
         z = torch.zeros(2, 2)
-        Objective(disc)(lambda x, t, c=None: x, z, z, torch.tensor([0.5, 1e-4]))
+        Objective(Broken())(lambda x, t, c=None: x, z, z, torch.tensor([0.5, 1e-4]))
     with pytest.raises(InterpolantError, match="must return"):
         x = torch.zeros(3, 2)
         Objective(path)(lambda x, t, c=None: x[:, :1], x, x, torch.rand(3))

@@ -24,7 +24,7 @@ method. The published code (DPM-Solver's ``multistep_dpm_solver_third_update``, 
 k-diffusion) uses ``c = 1`` (``third_order="published"``), which keeps only half the
 second-derivative term and leaves a method of order 2 (tests: slopes 3.0-3.1 vs 2.0-2.3).
 Measured against the exact Gaussian-mixture flow (RMS error / data scale, 256 points;
-``tests/test_solvers_exp_tables.py``), consistent vs published:
+``benchmarks/solver_orders.py``), consistent vs published:
 
     ==================  =================  =================  =================
     preset/path/grid    NFE 5              NFE 10             NFE 20

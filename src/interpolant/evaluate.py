@@ -92,13 +92,15 @@ def evaluate(den: Denoiser, config: RunConfig, out_dir: str | Path,
     for solver, budget in tqdm(jobs, desc="sampling", disable=not progress, unit="run"):
         samples, spent, seconds = draw(den, config, solver, budget, n, seed, shape, num_classes)
         row: dict[str, Any] = {"solver": solver, "budget": budget, "nfe": spent,
-                               "steps": steps_for(solver, budget), "seconds": round(seconds, 3)}
+                               "steps": steps_for(solver, budget), "seconds": round(seconds, 3),
+                               "max_abs": float(samples.abs().max())}
         if not bool(torch.isfinite(samples).all()):
             row["note"] = "non-finite samples"
         else:
             row.update(quality(config, samples, test_x))
-        row["path"] = str(_picture(samples, config, out_dir / "samples" / f"{solver}_{spent}.png",
-                                   test_x))
+        picture = out_dir / "samples" / f"{solver}_{spent}.png"
+        _picture(samples, config, picture, test_x)
+        row["path"] = str(picture.relative_to(out_dir))  # relative to the run directory
         rows.append(row)
     floor = quality(config, train_x[: min(n, train_x.shape[0])], test_x)
     result = {"rows": rows, "noise_floor": floor, "n": n, "seed": seed,
@@ -118,7 +120,7 @@ def _picture(samples: Tensor, config: RunConfig, file: Path, reference: Tensor) 
 def write_run_report(run_dir: str | Path, config: RunConfig, result: dict[str, Any] | None,
                      title: str = "interpolant run", notes: Sequence[str] = ()) -> Path:
     """The static HTML report of a run: sample grids, curves, tables and the config."""
-    run_dir = Path(run_dir)
+    run_dir = Path(run_dir).resolve()  # pictures by absolute path: the report links them
     out = run_dir / "report"
     sections = []
     if result is not None:
@@ -129,8 +131,9 @@ def write_run_report(run_dir: str | Path, config: RunConfig, result: dict[str, A
             heading="Samples by solver and NFE",
             paragraphs=[f"Columns are NFE budgets; {result['n']} samples per cell from the same "
                         "starting noise (the grids show the first 100)."],
-            grids=[report.ImageGrid.from_records(result["rows"], column="budget",
-                                                 caption="samples")],
+            grids=[report.ImageGrid.from_records(
+                [{**r, "path": (run_dir / r["path"]).resolve()} for r in result["rows"]],
+                column="budget", caption="samples")],
         ))
         curve = plots.error_vs_nfe(
             [{"solver": r["solver"], "nfe": r["nfe"], "value": r[measure]} for r in rows],

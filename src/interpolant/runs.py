@@ -45,6 +45,10 @@ class RunConfig:
     ``train`` holds :class:`interpolant.training.TrainConfig` fields (``steps``,
     ``batch_size``, ``lr``, ``ema_halflife``, ``density``, ``weight``, ``coupling``...).
     ``model_options`` are the network's constructor arguments beyond the data's shape.
+
+    The default target is ``v`` (Salimans & Ho 2022): on paths with ``alpha(1) = 0`` (cosine,
+    rectified flow) ``x0 = alpha x - sigma v`` stays finite at the noise end, while an
+    ``eps`` network gives ``x0 = (x - sigma eps) / alpha``, which is undefined there.
     """
 
     data: str = "digits"
@@ -52,7 +56,7 @@ class RunConfig:
     model: str = "unet"
     model_options: dict[str, Any] = field(default_factory=dict)
     path: str = "vp-cosine"
-    target: str = "eps"
+    target: str = "v"
     seed: int = 0
     train: dict[str, Any] = field(default_factory=dict)
 

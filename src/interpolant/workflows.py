@@ -20,8 +20,9 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "label_dropout": 0.1, "log_every": 50, "checkpoint_every": 500, "clip_grad": 1.0,
 }
 
-# The demo: a small class-conditional U-Net on the 1,500 training digits, cosine VP path.
-DEMO_STEPS = 1500
+# The demo: a small class-conditional U-Net on the 1,500 training digits, cosine VP path,
+# v-prediction.
+DEMO_STEPS = 1600
 DEMO_SOLVERS = ("ddim", "heun", "dpm++2m", "unipc", "dpm++3m")
 DEMO_NFES = (5, 10, 20)
 

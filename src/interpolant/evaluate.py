@@ -59,13 +59,28 @@ def draw(den: Denoiser, config: RunConfig, solver: str, nfe: int, n: int, seed: 
     return state.x, state.nfe, time.perf_counter() - start
 
 
-def quality(config: RunConfig, samples: Tensor, reference: Tensor) -> dict[str, float]:
-    """The data's quality measures of ``samples`` against held-out ``reference`` data."""
+def quality(config: RunConfig, samples: Tensor, reference: Tensor, train: Tensor | None = None,
+            labels: Tensor | None = None) -> dict[str, float]:
+    """The data's quality measures of ``samples`` against held-out ``reference`` data.
+
+    Digits: ``digits_fd``; ``class_entropy`` (normalised entropy of the classifier's class
+    histogram, 1 = every class equally often); ``label_accuracy`` (how often the classifier
+    reads the label a sample was conditioned on); ``nn_ratio`` (mean distance to the nearest
+    training image over the same for held-out digits: near 1 is healthy, near 0 is copying).
+    """
     if is_image_data(config) and samples.shape[1:] == (1, 8, 8):
         clipped = samples.clamp(-1, 1)
         feats_s = metrics.digits_features(clipped)
         feats_r = metrics.digits_features(reference)
-        return {"digits_fd": metrics.frechet_distance(feats_s, feats_r)}
+        out = {"digits_fd": metrics.frechet_distance(feats_s, feats_r)}
+        predicted = metrics.digits_logits(clipped).argmax(1)
+        counts = torch.bincount(predicted, minlength=10)
+        out["class_entropy"] = metrics.class_balance(counts)["normalized_entropy"]
+        if labels is not None:
+            out["label_accuracy"] = float((predicted == labels).double().mean())
+        if train is not None:
+            out["nn_ratio"] = metrics.nearest_neighbour_distance(clipped, train, reference)["ratio"]
+        return out
     flat_s, flat_r = samples.flatten(1).double(), reference.flatten(1).double()
     return {
         "sliced_w2": metrics.sliced_wasserstein(flat_s, flat_r, seed=0),
@@ -97,12 +112,14 @@ def evaluate(den: Denoiser, config: RunConfig, out_dir: str | Path,
         if not bool(torch.isfinite(samples).all()):
             row["note"] = "non-finite samples"
         else:
-            row.update(quality(config, samples, test_x))
+            labels = None if num_classes is None else torch.arange(n) % num_classes
+            row.update(quality(config, samples, test_x, train_x, labels))
         picture = out_dir / "samples" / f"{solver}_{spent}.png"
         _picture(samples, config, picture, test_x)
         row["path"] = str(picture.relative_to(out_dir))  # relative to the run directory
         rows.append(row)
-    floor = quality(config, train_x[: min(n, train_x.shape[0])], test_x)
+    real = train_x[: min(n, train_x.shape[0])]
+    floor = quality(config, real, test_x)
     result = {"rows": rows, "noise_floor": floor, "n": n, "seed": seed,
               "measure": next(iter(floor))}
     write_json(out_dir / "eval.json", result)
@@ -138,8 +155,9 @@ def write_run_report(run_dir: str | Path, config: RunConfig, result: dict[str, A
         curve = plots.error_vs_nfe(
             [{"solver": r["solver"], "nfe": r["nfe"], "value": r[measure]} for r in rows],
             out / "quality_vs_nfe.png", ylabel=measure, title=f"{measure} (floor {floor:.3g})")
-        table = [{k: r.get(k) for k in ("solver", "nfe", "steps", measure, "seconds")}
-                 for r in result["rows"]]
+        extra = ("label_accuracy", "class_entropy", "nn_ratio")
+        table = [{k: r.get(k) for k in ("solver", "nfe", "steps", measure, *extra, "seconds")
+                  if k in r} for r in result["rows"]]
         best = min(rows, key=lambda r: r[measure]) if rows else None
         paragraphs = [f"Noise floor ({measure} of real training data against the same "
                       f"held-out data): {floor:.4g}."]

@@ -19,7 +19,7 @@ sqrt(1 - abar_s / abar_t)``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -63,14 +63,21 @@ class DDIM(Solver):
     def run(
         self, model: Model, x: Tensor, ts: Tensor, path: GaussianPath, noise: Noise
     ) -> Iterator[State]:
-        table = table_for(self, ts, path)
-        times = ts.tolist()
-        for i, (c_x, c_0, sigma_eta) in enumerate(table):
-            x0 = model(x, times[i], "x0")
-            x = torch.mul(x, c_x).add_(x0, alpha=c_0)
-            if sigma_eta > 0.0:
-                x.add_(noise.like(x), alpha=sigma_eta)
-            yield State(i + 1, times[i + 1], x, x0, model.nfe)
+        return first_order_steps(table_for(self, ts, path), model, x, ts.tolist(), noise)
+
+
+def first_order_steps(
+    table: Iterable[tuple[float, float, float]], model: Model, x: Tensor, times: list[float],
+    noise: Noise,
+) -> Iterator[State]:
+    """The loop shared by every first-order sampler with fresh noise (DDIM/DDPM, Euler
+    ancestral, Euler-Maruyama): ``x <- c_x x + c_0 D(x, t_i) + c_z z`` per row of ``table``."""
+    for i, (c_x, c_0, c_z) in enumerate(table):
+        x0 = model(x, times[i], "x0")
+        x = torch.mul(x, c_x).add_(x0, alpha=c_0)  # a fresh tensor: safe to update in place
+        if c_z > 0.0:
+            x.add_(noise.like(x), alpha=c_z)
+        yield State(i + 1, times[i + 1], x, x0, model.nfe)
 
 
 # DDPM ancestral sampling draws x_t from the posterior q(x_t | x_s, x0 = D(x_s)): on any grid

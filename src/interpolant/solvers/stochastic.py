@@ -40,6 +40,7 @@ from torch import Tensor
 from ..errors import InterpolantError
 from ..paths import GaussianPath
 from .base import Model, Noise, Solver, State, get, register, solver_name
+from .ddim import first_order_steps
 from .multistep import at_pure_noise
 
 
@@ -75,14 +76,7 @@ class EulerAncestral(Solver):
     def run(
         self, model: Model, x: Tensor, ts: Tensor, path: GaussianPath, noise: Noise
     ) -> Iterator[State]:
-        table = ancestral_table(path, ts, self.eta, self.s_noise)
-        times = ts.tolist()
-        for i, (c_x, c_0, c_z) in enumerate(table):
-            x0 = model(x, times[i], "x0")
-            x = torch.add(c_x * x, x0, alpha=c_0)
-            if c_z > 0.0:
-                x = x.add_(noise.like(x), alpha=c_z)
-            yield State(i + 1, times[i + 1], x, x0, model.nfe)
+        return first_order_steps(ancestral_table(path, ts, self.eta, self.s_noise), model, x, ts.tolist(), noise)
 
 
 Diffusion = float | Callable[[float], float]
@@ -143,14 +137,7 @@ class EulerMaruyama(Solver):
     def run(
         self, model: Model, x: Tensor, ts: Tensor, path: GaussianPath, noise: Noise
     ) -> Iterator[State]:
-        table = maruyama_table(path, ts, self.diffusion)
-        times = ts.tolist()
-        for i, (c_x, c_0, c_z) in enumerate(table):
-            x0 = model(x, times[i], "x0")
-            x = torch.add(c_x * x, x0, alpha=c_0)
-            if c_z > 0.0:
-                x = x.add_(noise.like(x), alpha=c_z)
-            yield State(i + 1, times[i + 1], x, x0, model.nfe)
+        return first_order_steps(maruyama_table(path, ts, self.diffusion), model, x, ts.tolist(), noise)
 
 
 def langevin(

@@ -103,3 +103,17 @@ def test_denoiser_bad_input(call, words):
     den = ip.Denoiser(lambda x, t, c: x, ip.paths.VPLinear())
     with pytest.raises(InterpolantError, match=words):
         call(den, torch.randn(5, 2))
+
+
+def test_eps_networks_refuse_the_noise_end_of_paths_without_signal():
+    """alpha(1) = 0 (rectified flow) or ~6e-17 (cosine): x0 from eps is undefined there."""
+    x = torch.randn(3, 2, dtype=F64)
+    for path in (ip.paths.Linear(), ip.paths.VPCosine()):
+        den = ip.Denoiser(lambda x, t, c: x, path, prediction="eps")
+        with pytest.raises(InterpolantError, match="t_start"):
+            den(x, 1.0, target="x0")
+        assert torch.isfinite(den(x, 0.999, target="x0")).all()
+        assert torch.isfinite(den(x, 1.0, target="score")).all()
+        with pytest.raises(InterpolantError, match="eps-predicting"):
+            ip.sample(den, x, solver="dpm++2m", steps=5)
+        assert torch.isfinite(ip.sample(den, x, solver="dpm++2m", steps=5, t_start=0.999)).all()

@@ -161,6 +161,12 @@ def _coefficients(
 ModelLike = nn.Module | Callable[..., Tensor]
 
 
+# Targets an eps prediction reaches only through x0 = (x - sigma eps) / alpha, and the
+# alpha / sigma below which that division has lost every digit.
+_NEED_ALPHA = frozenset({"x0", "v", "velocity"})
+_TINY = 1e-8
+
+
 class Denoiser:
     """A network, the path it was trained on and the target it predicts.
 
@@ -207,6 +213,13 @@ class Denoiser:
         if type(t) is float:
             t_model = self._time_tensor(t, x)
             a, s, da, ds = self.path.scalars(t)
+            if self.prediction == "eps" and target in _NEED_ALPHA and abs(a) < _TINY * s:
+                raise InterpolantError(
+                    f"an eps-predicting network cannot give {target!r} at t = {t:g}, where "
+                    f"alpha(t) = {a:.3g} (x0 = (x - sigma eps) / alpha is undefined there); "
+                    "start sampling below the noise end (e.g. t_start=0.999) or train the "
+                    "network to predict 'v' or 'velocity'"
+                )
         else:
             t = check_time(t, x)
             if isinstance(t, float):

@@ -15,11 +15,12 @@ target         definition                             back to the data predictio
 
 ``v`` is the target of Salimans & Ho (2022); for variance-preserving paths it is the
 derivative of ``x_t`` with respect to the angle ``atan(sigma / alpha)``. Every conversion goes
-through the pair ``(x0, eps)`` and is written once, in :func:`convert_with`.
+through the pair ``(x0, eps)``, whose coefficients are written once, in :func:`_hub`.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -42,44 +43,27 @@ def _check_target(name: str, kind: str = "prediction target") -> None:
         raise unknown_name(kind, name, TARGETS)
 
 
-def _x0_of(out: Tensor, src: str, x: Tensor, a: Coef, s: Coef, da: Coef, ds: Coef) -> Tensor:
-    if src == "x0":
-        return out
-    if isinstance(a, float):  # one time for the batch: fused ops, in place on fresh tensors only
-        if src == "eps":
-            return torch.sub(x, out, alpha=s).div_(a)
-        if src == "v":
-            return torch.mul(x, a).sub_(out, alpha=s).div_(a * a + s * s)
-        if src == "velocity":
-            return torch.mul(x, ds).sub_(out, alpha=s).div_(a * ds - s * da)
-        return torch.add(x, out, alpha=s * s).div_(a)  # score
-    if src == "eps":
-        return (x - s * out) / a
-    if src == "v":
-        return (a * x - s * out) / (a * a + s * s)
-    if src == "velocity":
-        return (ds * x - s * out) / (a * ds - s * da)
-    return (x + (s * s) * out) / a  # score
+def _div(num: Coef, den: Coef) -> Coef:
+    """``num / den``; a float division by zero gives +-inf or nan as tensor arithmetic does."""
+    if isinstance(den, float) and den == 0.0 and isinstance(num, float):
+        return math.nan if num == 0.0 else math.copysign(math.inf, num)
+    return num / den
 
 
-def _eps_of(out: Tensor, src: str, x: Tensor, a: Coef, s: Coef, da: Coef, ds: Coef) -> Tensor:
-    if src == "eps":
-        return out
-    if isinstance(a, float):
-        if src == "x0":
-            return torch.sub(x, out, alpha=a).div_(s)
-        if src == "v":
-            return torch.mul(x, s).add_(out, alpha=a).div_(a * a + s * s)
-        if src == "velocity":
-            return torch.mul(out, a).sub_(x, alpha=da).div_(a * ds - s * da)
-        return out * (-s)  # score
+def _hub(src: str, a: Coef, s: Coef, da: Coef, ds: Coef) -> tuple[tuple[Coef, Coef], ...]:
+    """``x0`` and ``eps`` as ``p x + q out`` for a ``src`` prediction ``out`` (the table above):
+    returns ``((p_x0, q_x0), (p_eps, q_eps))``."""
     if src == "x0":
-        return (x - a * out) / s
+        return (0.0, 1.0), (_div(1.0, s), _div(-a, s))
+    if src == "eps":
+        return (_div(1.0, a), _div(-s, a)), (0.0, 1.0)
     if src == "v":
-        return (s * x + a * out) / (a * a + s * s)
+        n = a * a + s * s
+        return (a / n, -s / n), (s / n, a / n)
     if src == "velocity":
-        return (a * out - da * x) / (a * ds - s * da)
-    return -s * out  # score
+        d = a * ds - s * da
+        return (_div(ds, d), _div(-s, d)), (_div(-da, d), _div(a, d))
+    return (_div(1.0, a), _div(s * s, a)), (0.0, -s)  # score: eps = -sigma score
 
 
 def convert_with(
@@ -88,45 +72,28 @@ def convert_with(
     """Convert ``out`` (a ``src`` prediction at ``x``) into a ``dst`` prediction.
 
     ``a, s, da, ds`` are ``alpha, sigma`` and their time derivatives at the time of ``x``, as
-    floats or as tensors that broadcast against ``x``.
+    floats or as tensors that broadcast against ``x``. Every target is linear in ``(x, out)``:
+    the coefficients come from :func:`_hub`, and with one time for the batch the result is two
+    fused tensor operations.
     """
     if src == dst:
         return out
+    (p0, q0), (pe, qe) = _hub(src, a, s, da, ds)
     if dst == "x0":
-        return _x0_of(out, src, x, a, s, da, ds)
-    if dst == "eps":
-        return _eps_of(out, src, x, a, s, da, ds)
-    if dst == "score":
-        return _eps_of(out, src, x, a, s, da, ds) / (-s)
-    if isinstance(a, float):  # dst is linear in (x, out): two ops
-        try:
-            p, q = _linear(src, dst, a, s, da, ds)  # type: ignore[arg-type]
-            return torch.mul(x, p).add_(out, alpha=q)
-        except ZeroDivisionError:  # at alpha = 0 or sigma = 0: the tensor formulas below
-            pass
-    x0 = _x0_of(out, src, x, a, s, da, ds)
-    eps = _eps_of(out, src, x, a, s, da, ds)
-    if dst == "v":
-        return a * eps - s * x0
-    return da * x0 + ds * eps  # velocity
-
-
-def _linear(src: str, dst: str, a: float, s: float, da: float, ds: float) -> tuple[float, float]:
-    """``(p, q)`` with ``dst = p x + q out`` (``dst`` is ``v`` or ``velocity``), as tabled above."""
-    if src == "x0":
-        x0, eps = (0.0, 1.0), (1.0 / s, -a / s)
-    elif src == "eps":
-        x0, eps = (1.0 / a, -s / a), (0.0, 1.0)
-    elif src == "v":
-        n = a * a + s * s
-        x0, eps = (a / n, -s / n), (s / n, a / n)
-    elif src == "velocity":
-        d = a * ds - s * da
-        x0, eps = (ds / d, -s / d), (-da / d, a / d)
-    else:  # score
-        x0, eps = (1.0 / a, s * s / a), (0.0, -s)
-    c0, c1 = (-s, a) if dst == "v" else (da, ds)  # v = a eps - s x0; velocity = da x0 + ds eps
-    return c0 * x0[0] + c1 * eps[0], c0 * x0[1] + c1 * eps[1]
+        p, q = p0, q0
+    elif dst == "eps":
+        p, q = pe, qe
+    elif dst == "score":
+        p, q = _div(-pe, s), _div(-qe, s)
+    elif dst == "v":
+        p, q = a * pe - s * p0, a * qe - s * q0
+    else:  # velocity
+        p, q = da * p0 + ds * pe, da * q0 + ds * qe
+    if isinstance(p, float) and isinstance(q, float):
+        if p == 0.0:
+            return out * q
+        return torch.mul(x, p).add_(out, alpha=q)  # a fresh tensor: safe to update in place
+    return p * x + q * out
 
 
 def convert(

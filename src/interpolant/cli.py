@@ -11,7 +11,7 @@ import argparse
 import importlib.util
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .errors import InterpolantError
@@ -19,7 +19,7 @@ from .errors import InterpolantError
 BENCHMARKS = ("solvers", "training")
 
 
-def _csv(kind: type) -> callable:
+def _csv(kind: type) -> Callable[[str], list]:
     def parse(text: str) -> list:
         try:
             return [kind(part) for part in text.split(",") if part.strip()]
@@ -106,7 +106,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _sample(args: argparse.Namespace) -> int:
-    from .evaluate import _picture, check_solvers, draw
+    from .evaluate import check_solvers, draw, save_picture
     from .runs import load_data, load_denoiser
     from safetensors.torch import save_file
 
@@ -117,7 +117,7 @@ def _sample(args: argparse.Namespace) -> int:
     samples, nfe, seconds = draw(den, config, args.solver, args.nfe, args.n, args.seed,
                                  tuple(x.shape[1:]), classes)
     out = args.out or args.run_dir / "samples" / f"{args.solver}_{nfe}.png"
-    picture = _picture(samples, config, Path(out), x)
+    picture = save_picture(samples, config, Path(out), x)
     save_file({"samples": samples.contiguous()}, str(Path(picture).with_suffix(".safetensors")))
     print(f"{args.n} samples, {args.solver}, {nfe} NFE, {seconds:.2f} s -> {picture}")
     return 0

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from tqdm import tqdm
 
 from . import images, metrics, plots, report
 from .errors import InterpolantError, unknown_name
@@ -101,8 +102,6 @@ def evaluate(den: Denoiser, config: RunConfig, out_dir: str | Path,
     shape = tuple(train_x.shape[1:])
     num_classes = getattr(den.model, "config", {}).get("num_classes")
     rows: list[dict[str, Any]] = []
-    from tqdm import tqdm
-
     jobs = [(s, b) for s in solvers for b in nfes]
     for solver, budget in tqdm(jobs, desc="sampling", disable=not progress, unit="run"):
         samples, spent, seconds = draw(den, config, solver, budget, n, seed, shape, num_classes)
@@ -115,7 +114,7 @@ def evaluate(den: Denoiser, config: RunConfig, out_dir: str | Path,
             labels = None if num_classes is None else torch.arange(n) % num_classes
             row.update(quality(config, samples, test_x, train_x, labels))
         picture = out_dir / "samples" / f"{solver}_{spent}.png"
-        _picture(samples, config, picture, test_x)
+        save_picture(samples, config, picture, test_x)
         row["path"] = str(picture.relative_to(out_dir))  # relative to the run directory
         rows.append(row)
     real = train_x[: min(n, train_x.shape[0])]
@@ -126,7 +125,8 @@ def evaluate(den: Denoiser, config: RunConfig, out_dir: str | Path,
     return result
 
 
-def _picture(samples: Tensor, config: RunConfig, file: Path, reference: Tensor) -> Path:
+def save_picture(samples: Tensor, config: RunConfig, file: Path, reference: Tensor) -> Path:
+    """A PNG of samples: a grid of the first 100 images, or a scatter over the reference."""
     if samples.ndim == 4:
         return images.save_grid(samples[:100], file, nrow=10, clip=True)
     if samples.shape[1] == 2:

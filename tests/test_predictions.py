@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import all_paths
+from support.paths import all_paths
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -14,16 +14,21 @@ Gaussian paths are ``x_t = alpha(t) x_0 + sigma(t) eps``; a network is called as
 
 from . import grids, oracle, paths, predictions, solvers
 from .errors import InterpolantError
+from .precond import EDMPrecond
 from .predictions import Denoiser, convert
 from .solvers import sample, trajectory
 
 __version__ = "0.1.0"
 
 # Heavier layers (scikit-learn data, matplotlib plots, networks) load on first use.
-_LAZY = ("data", "images", "metrics", "models", "plots", "report", "training")
+_LAZY = ("app", "bench", "data", "images", "metrics", "models", "plots", "training")
 
 
 def __getattr__(name: str):  # PEP 562
+    if name == "report":  # the HTML report moved to the command line's package
+        import importlib
+
+        return importlib.import_module(".app.report", __name__)
     if name in _LAZY:
         import importlib
 
@@ -33,6 +38,7 @@ def __getattr__(name: str):  # PEP 562
 
 __all__ = [
     "Denoiser",
+    "EDMPrecond",
     "InterpolantError",
     "convert",
     "data",
@@ -44,7 +50,6 @@ __all__ = [
     "paths",
     "plots",
     "predictions",
-    "report",
     "sample",
     "solvers",
     "training",

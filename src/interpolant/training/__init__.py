@@ -25,7 +25,7 @@ from .couplings import OT, Immiscible, independent
 from .densities import EDMLogNormal, LogitNormal, Uniform
 from .ema import EMA
 from .objectives import Objective, regression_target
-from .precond import EDMPrecond
+from ..precond import EDMPrecond  # it lives beside the Denoiser; re-exported here
 from .trainer import Trainer, TrainResult
 
 __all__ = [

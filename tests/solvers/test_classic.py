@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import interpolant as ip
-from conftest import fit_order
+from support.orders import fit_order
 
 F64 = torch.float64
 GMM = ip.oracle.GaussianMixture

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 import interpolant as ip
 from interpolant.errors import InterpolantError
 
-from conftest import all_paths
+from support.paths import all_paths
 
 F64 = torch.float64
 

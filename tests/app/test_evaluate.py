@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 
 from interpolant import data
-from interpolant.evaluate import quality, steps_for
-from interpolant.runs import RunConfig
+from interpolant.app.evaluate import quality, steps_for
+from interpolant.app.runs import RunConfig
 
 
 def test_quality_of_real_and_copied_digits():

@@ -8,15 +8,15 @@ not a traceback. Run ``interpolant <command> --help`` for every option with its 
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import importlib
 import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .errors import InterpolantError
+from ..bench import NAMES as BENCHMARKS
+from ..errors import InterpolantError
 
-BENCHMARKS = ("solvers", "training")
 
 
 def _csv(kind: type) -> Callable[[str], list]:
@@ -148,13 +148,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    script = Path(__file__).resolve().parents[2] / "benchmarks" / f"{args.which}.py"
-    if not script.is_file():
-        raise InterpolantError(f"benchmark script {script} not found; benchmarks run from a "
-                               "source checkout (pip install -e .)")
-    spec = importlib.util.spec_from_file_location(f"benchmarks_{args.which}", script)
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    module = importlib.import_module(f"interpolant.bench.{args.which}")
     return int(module.main(args.args) or 0)
 
 
@@ -166,7 +160,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _solvers(args: argparse.Namespace) -> int:
-    from .solvers import available
+    from ..solvers import available
 
     print("\n".join(available()))
     return 0

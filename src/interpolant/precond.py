@@ -24,8 +24,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..errors import InterpolantError
-from ..paths import GaussianPath, broadcast_time
+from .errors import InterpolantError
+from .paths import GaussianPath, broadcast_time
 
 __all__ = ["EDMPrecond"]
 

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 import torch
-from conftest import all_paths
+from support.paths import all_paths
 
 import interpolant as ip
 from interpolant.predictions import TARGETS, convert_with

@@ -1,7 +1,7 @@
 """Error-vs-NFE tables of the exponential-integrator solvers (ours only; see ``solvers.py``
 for the side-by-side comparison with diffusers).
 
-Run ``.venv/bin/python benchmarks/solver_orders.py``: RMS endpoint error against the exact
+Run ``interpolant bench orders [CASE ...]``: RMS endpoint error against the exact
 probability-flow solution (``GaussianMixture.flow``) of 256 start points, per solver and NFE, on
 the aniso2d and mix8d presets with VPLinear/logsnr and EDM/karras grids.
 """
@@ -9,7 +9,6 @@ the aniso2d and mix8d presets with VPLinear/logsnr and EDM/karras grids.
 from __future__ import annotations
 
 import math
-import sys
 
 import torch
 
@@ -71,9 +70,10 @@ def table(preset: str, path: ip.paths.GaussianPath, grid: str, n: int = 256) -> 
     return "\n".join(lines)
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> int:
+    """Print the tables of the cases numbered in ``argv`` (all four by default)."""
     configs = [("aniso2d", ip.paths.VPLinear(), "logsnr"), ("mix8d", ip.paths.VPLinear(), "logsnr"),
                ("aniso2d", ip.paths.EDM(), "karras"), ("mix8d", ip.paths.EDM(), "karras")]
-    which = sys.argv[1:] or [str(i) for i in range(len(configs))]
-    for i in which:
+    for i in argv or [str(i) for i in range(len(configs))]:
         print(table(*configs[int(i)]), "\n", flush=True)
+    return 0

@@ -16,7 +16,7 @@ import interpolant as ip
 from interpolant.errors import InterpolantError
 from interpolant.oracle import GaussianMixture
 
-from conftest import PATH_IDS, all_paths
+from support.paths import PATH_IDS, all_paths
 
 F64 = torch.float64
 STEPS = (80, 160, 320)  # the asymptotic regime on both presets (checked: local slopes settle)

@@ -1,4 +1,4 @@
-"""Open a local HTML page in headless Chromium, as a person would, and report what happened.
+"""A test tool: open a local HTML page in headless Chromium, as a person would, and report what happened.
 
 One Chromium run loads the page (``--virtual-time-budget`` lets it finish loading), prints the
 final DOM (``--dump-dom``) and optionally takes a screenshot. What the page did is read back
@@ -7,9 +7,8 @@ from two places:
 - a probe script (:data:`PROBE_SCRIPT`) that runs first in the page and writes into a hidden
   ``<div id="status">`` whether the ``load`` event fired, how many images there are, which of
   them failed (``naturalWidth == 0``), uncaught errors, rejected promises and
-  ``console.error`` calls. Pages written by :mod:`interpolant.report` carry the probe; for any
-  other page it is injected into a temporary copy placed beside the original, so relative
-  links still resolve;
+  ``console.error`` calls. The probe is injected into a temporary copy placed beside the
+  page, so relative links still resolve and the page itself carries no test code;
 - Chromium's own log (``--enable-logging=stderr``), whose ``CONSOLE`` lines are everything
   the page printed to the console.
 
@@ -31,7 +30,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, TypedDict
 
-from .errors import InterpolantError
+from interpolant.errors import InterpolantError
 
 NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 STATUS_ID = "status"

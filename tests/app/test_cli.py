@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from interpolant.cli import main
+from interpolant.app.cli import main
 
 
 def _run(capsys, *argv):
@@ -95,7 +95,7 @@ def test_user_mistakes_give_one_clear_line(tmp_path, capsys, argv, words):
 
 
 def test_unknown_solver_and_help_through_the_installed_command(tmp_path):
-    exe = [sys.executable, "-m", "interpolant.cli"]
+    exe = [sys.executable, "-m", "interpolant"]
     help_text = subprocess.run(exe + ["eval", "--help"], capture_output=True, text=True).stdout
     assert "--nfe" in help_text and "default: 5,10,20" in help_text
     done = subprocess.run(exe + ["sample", "--run-dir", str(tmp_path), "--solver", "dpm9"],

@@ -33,8 +33,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from .browser import PROBE_MARKER, PROBE_SCRIPT
-from .errors import InterpolantError
+from ..errors import InterpolantError
 
 PathLike = str | os.PathLike[str]
 
@@ -282,11 +281,10 @@ def render_html(
     sub = f"<p>{_escape(subtitle)}</p>" if subtitle else ""
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f'<script id="{PROBE_MARKER}">{PROBE_SCRIPT}</script>'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{_escape(title)}</title><style>{CSS}</style></head>\n<body>"
         f"<header><h1>{_escape(title)}</h1>{sub}{nav}</header>\n<main>{body}</main>"
-        '<div id="status" hidden></div></body></html>\n'
+        "</body></html>\n"
     )
 
 

@@ -26,10 +26,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from . import data as datasets
-from . import models, paths
-from .errors import InterpolantError, unknown_name
-from .predictions import Denoiser
+from .. import data as datasets
+from .. import models, paths
+from ..errors import InterpolantError, unknown_name
+from ..predictions import Denoiser
 
 CONFIG_FILE = "config.json"
 
@@ -90,7 +90,7 @@ class RunConfig:
 
     def check(self) -> None:
         """Refuse unknown names early, before any work is done."""
-        from .training import TrainConfig
+        from ..training import TrainConfig
 
         if self.data not in datasets.available():
             raise unknown_name("data set", self.data, datasets.available())
@@ -173,7 +173,7 @@ def load_denoiser(run_dir: str | os.PathLike[str], use_ema: bool = True) -> tupl
     RunConfig, Denoiser
 ]:
     """The trained network of a run (its EMA weights when present) as a Denoiser."""
-    from .training import latest_checkpoint, load_checkpoint
+    from ..training import latest_checkpoint, load_checkpoint
 
     config = open_run(run_dir)
     ckpt_path = latest_checkpoint(Path(run_dir) / "checkpoints")

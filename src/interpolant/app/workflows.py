@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import paths
-from .errors import InterpolantError
+from .. import paths
+from ..errors import InterpolantError
 from .evaluate import evaluate, summary_table, write_run_report
 from .runs import CONFIG_FILE, RunConfig, build_model, load_data, load_denoiser, open_run
 from .runs import write_json
@@ -31,7 +31,7 @@ def train_run(config: RunConfig, run_dir: str | Path, resume: bool = False,
               progress: bool = True) -> None:
     """Train ``config`` into ``run_dir`` (``config.json``, ``checkpoints/``,
     ``metrics.jsonl``); ``resume`` continues its last checkpoint."""
-    from .training import train
+    from ..training import train
 
     run_dir = Path(run_dir)
     if resume:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import interpolant as ip
-from conftest import fit_order
+from support.orders import fit_order
 from interpolant.errors import InterpolantError
 
 F64 = torch.float64

@@ -18,11 +18,12 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from . import images, metrics, plots, report
-from .errors import InterpolantError, unknown_name
-from .predictions import Denoiser
+from .. import images, metrics, plots
+from . import report
+from ..errors import InterpolantError, unknown_name
+from ..predictions import Denoiser
 from .runs import RunConfig, is_image_data, load_data, write_json
-from .solvers import available, trajectory
+from ..solvers import available, trajectory
 
 # Network evaluations per step of the solvers that spend more than one.
 NFE_PER_STEP = {"heun": 2, "edm": 2, "dpm2": 2, "dpm++2s": 2, "dpm3": 3}

@@ -15,7 +15,9 @@ import pytest
 import torch
 from PIL import Image
 
-from interpolant import browser, images, report
+from interpolant import images
+from interpolant.app import report
+from support import browser
 from interpolant.errors import InterpolantError
 
 HOSTILE = (

@@ -92,8 +92,7 @@ class RunConfig:
         """Refuse unknown names early, before any work is done."""
         from ..training import TrainConfig
 
-        if self.data not in datasets.available():
-            raise unknown_name("data set", self.data, datasets.available())
+        datasets.check_source(self.data)  # a bundled name or a path to the user's data
         if self.model not in models.available():
             raise unknown_name("model", self.model, models.available())
         paths.get(self.path)

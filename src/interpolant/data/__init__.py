@@ -4,21 +4,27 @@
 >>> x = data.toy("moons", 1000, seed=0)               # (1000, 2), mean ~0, variance ~1
 >>> images, labels = data.digits("train")              # (1500, 1, 8, 8) in [-1, 1], int64
 >>> x, labels = data.load("digits")                    # dispatch by name
+>>> x, labels = data.load("my_images/", size=32)       # or the user's own file or folder
 >>> for xb, yb in data.batches(images, labels, 64, seed=0, epochs=1):
 ...     pass
 
-Names for :func:`load` are listed by :func:`available`.
+Names for :func:`load` are listed by :func:`available`; any other string is a path to the
+user's own data (:mod:`.sources`: image folders, ``.npy``, ``.npz``, ``.safetensors``,
+``.pt``, ``.csv``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from ..errors import InterpolantError, unknown_name
 from .images import DIGITS_TEST_SIZE, digits, photo_patches
+from .sources import is_source, load_source
 from .toys import GMM_PRESETS, TOY_NAMES, check_count, check_seed, gmm, toy
 
 __all__ = [
@@ -26,10 +32,12 @@ __all__ = [
     "DIGITS_TEST_SIZE",
     "available",
     "batches",
+    "check_source",
     "digits",
     "epoch_permutation",
     "gmm",
     "load",
+    "load_source",
     "photo_patches",
     "toy",
 ]
@@ -46,8 +54,19 @@ def available() -> list[str]:
     return sorted(set(TOY_NAMES) | set(GMM_PRESETS) | set(_IMAGE_SETS))
 
 
-def load(name: str, n: int | None = None, seed: int = 0) -> tuple[Tensor, Tensor | None]:
-    """A data set by name: ``(x, labels)``, ``labels`` int64 ``(N,)`` or ``None``.
+def check_source(name: str | Path) -> None:
+    """Refuse a ``name`` that is neither a bundled data set nor an existing file or folder."""
+    if name not in available() and not is_source(name):
+        raise InterpolantError(
+            f"{unknown_name('data set', name, available())}; or give the path of a file or "
+            "folder of your own data"
+        )
+
+
+def load(
+    name: str | Path, n: int | None = None, seed: int = 0, **options: Any
+) -> tuple[Tensor, Tensor | None]:
+    """A data set by name or path: ``(x, labels)``, ``labels`` int64 ``(N,)`` or ``None``.
 
     - ``"digits"``, ``"digits-test"``, ``"digits-all"``: :func:`digits` with split train, test,
       all (``seed`` fixes the split); ``n`` takes the first ``n`` images (at most the split).
@@ -56,21 +75,22 @@ def load(name: str, n: int | None = None, seed: int = 0) -> tuple[Tensor, Tensor
     - mixture presets ``"aniso2d"``, ``"gauss2d"``, ``"mix8d"``: :func:`gmm`, float32, with
       the component labels.
     - other toys: :func:`toy` (float32), no labels.
+    - anything else: the user's own file or folder, by :func:`load_source` with ``options``
+      (``size``, ``channels``, ``label``); ``n`` takes the first ``n`` samples and ``seed``
+      is not used.
     """
-    if name not in available():
-        raise unknown_name("data set", name, available())
+    check_source(name)
     if n is not None:
         n = check_count(n)
+    if name not in available():
+        x, labels = load_source(name, **options)
+        return _first(x, labels, n, name)
+    if options:
+        raise InterpolantError(f"options {sorted(options)} apply to files and folders, not to "
+                               f"the bundled data set {name!r}")
     if name.startswith("digits"):
         split = {"digits": "train", "digits-test": "test", "digits-all": "all"}[name]
-        x, labels = digits(split, seed)
-        if n is not None:
-            if n > len(labels):
-                raise InterpolantError(
-                    f"n must be at most {len(labels)} for {name!r}, got {n}"
-                )
-            x, labels = x[:n], labels[:n]
-        return x, labels
+        return _first(*digits(split, seed), n, name)
     count = DEFAULT_N if n is None else n
     if name.startswith("photos"):
         return photo_patches(count, size=16, seed=seed, gray=name == "photos-gray"), None
@@ -78,6 +98,17 @@ def load(name: str, n: int | None = None, seed: int = 0) -> tuple[Tensor, Tensor
         x, labels = gmm(name, count, seed)
         return x.to(torch.float32), labels
     return toy(name, count, seed), None
+
+
+def _first(
+    x: Tensor, labels: Tensor | None, n: int | None, name: str
+) -> tuple[Tensor, Tensor | None]:
+    """The first ``n`` examples (all with ``n=None``)."""
+    if n is None:
+        return x, labels
+    if n > len(x):
+        raise InterpolantError(f"n must be at most {len(x)} for {name!r}, got {n}")
+    return x[:n], None if labels is None else labels[:n]
 
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> Tensor:

@@ -27,6 +27,7 @@ names (names are numbered in sorted order). Every other column must be numeric.
 from __future__ import annotations
 
 import csv
+import pickle
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -133,6 +134,11 @@ def load_array_file(path: Path, label: str | None = None) -> tuple[Tensor, Tenso
             content = load_file(str(path))
         else:
             content = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise InterpolantError(
+            f"cannot read {path} with torch.load(weights_only=True): it holds objects other "
+            "than tensors and plain containers; save tensors only (or use .safetensors)"
+        ) from None
     except (OSError, ValueError, RuntimeError, EOFError) as exc:
         raise InterpolantError(f"cannot read {path}: {str(exc).splitlines()[0]}") from None
     x, labels = _split(content, path, label)
@@ -178,19 +184,21 @@ def load_csv(path: Path, label: str | None = None) -> tuple[Tensor, Tensor | Non
     """``(x, labels)`` from a CSV table: float32 rows ``(N, D)``, labels from one column."""
     try:
         with open(path, newline="") as f:
-            rows = [row for row in csv.reader(f) if any(cell.strip() for cell in row)]
+            reader = csv.reader(f)
+            numbered = [(reader.line_num, r) for r in reader if any(c.strip() for c in r)]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise InterpolantError(f"cannot read {path}: {exc}") from None
-    if not rows:
+    if not numbered:
         raise InterpolantError(f"{path} is empty; write one row per sample")
+    lines, rows = [n for n, _ in numbered], [r for _, r in numbered]
     header = rows[0] if not all(_is_number(c) for c in rows[0]) else None
-    body = rows[1:] if header is not None else rows
+    first = 1 if header is not None else 0
+    body, lines = rows[first:], lines[first:]
     width = len(rows[0])
     names = [c.strip() for c in header] if header else [str(i) for i in range(width)]
-    for i, row in enumerate(body):
+    for line, row in zip(lines, body):
         if len(row) != width:
-            line = i + 1 + (header is not None)
-            raise InterpolantError(f"{path}: row {line} has {len(row)} cells, expected {width}")
+            raise InterpolantError(f"{path}: line {line} has {len(row)} cells, expected {width}")
     if not body:
         raise InterpolantError(f"{path} has a header but no rows")
     column = _label_column(names, label, path)
@@ -199,11 +207,10 @@ def load_csv(path: Path, label: str | None = None) -> tuple[Tensor, Tensor | Non
     if not features:
         raise InterpolantError(f"{path} has no column left for the samples besides the labels")
     for j in features:
-        for i, cell in enumerate(columns[j]):
+        for line, cell in zip(lines, columns[j]):
             if not _is_number(cell):
-                line = i + 1 + (header is not None)
                 raise InterpolantError(
-                    f"{path}: column {names[j]!r} is not numeric (row {line}: {cell!r}); make it "
+                    f"{path}: column {names[j]!r} is not numeric (line {line}: {cell!r}); make it "
                     "the label column (label=NAME) or remove it"
                 )
     x = np.array([[float(columns[j][i]) for j in features] for i in range(len(body))])

@@ -224,6 +224,15 @@ class GaussianMixture:
         gain = torch.sqrt(a_t**2 * lam + s_t**2) / torch.sqrt(a_s**2 * lam + s_s**2)
         return a_t * mu + ((x - a_s * mu) @ u) * gain @ u.T
 
+    # -- inverse problems (interpolant.inverse) ------------------------------------------
+    def posterior(self, op: Any, y: Tensor, sigma_y: float) -> GaussianMixture:
+        """The exact ``p(x | y)`` for ``y = op(x) + sigma_y n``: again a Gaussian mixture
+        (Kalman update per component, weights times ``N(y; A m_k, A C_k A^T + sigma_y^2 I)``;
+        see :func:`interpolant.inverse.posterior.posterior`). ``y``: one measurement, no batch."""
+        from .inverse.posterior import posterior
+
+        return posterior(self, op, y, sigma_y)
+
 
 class _ExactPosteriorMean:
     """``model(x, t, cond) -> E[x0 | x_t = x]`` for a mixture on a path."""

@@ -117,3 +117,57 @@ def test_eps_networks_refuse_the_noise_end_of_paths_without_signal():
         with pytest.raises(InterpolantError, match="eps-predicting"):
             ip.sample(den, x, solver="dpm++2m", steps=5)
         assert torch.isfinite(ip.sample(den, x, solver="dpm++2m", steps=5, t_start=0.999)).all()
+
+
+@pytest.mark.parametrize("path", [ip.paths.Linear(), ip.paths.VPCosine(), ip.paths.Trig()],
+                         ids=repr)
+def test_score_networks_refuse_the_noise_end_in_every_solver(path):
+    """alpha(1) = 0 (or 6e-17): x0 = (x + sigma^2 score) / alpha is undefined there, as from eps.
+
+    Every solver must stop with the clear error (it returned NaN, 1e6 values, or a dpm-adaptive
+    step-size failure); from t_start = 0.999 the score network must give the samples of the exact
+    x0 network it was converted from (the conversions are exact, the solver the same).
+    """
+    gmm = ip.oracle.GaussianMixture.preset("aniso2d")
+    exact = gmm.denoiser(path)
+
+    def score_net(x, t, cond):
+        return convert(exact.model(x, t, cond), "x0", "score", x, t, path)
+
+    x = torch.randn(3, 2, dtype=F64, generator=torch.Generator().manual_seed(0))
+    den = ip.Denoiser(score_net, path, prediction="score")
+    for solver in ip.solvers.available():
+        def run(d, **kw):
+            return ip.sample(d, x, solver=solver, steps=4,
+                             generator=torch.Generator().manual_seed(1), **kw)
+
+        with pytest.raises(InterpolantError, match="score-predicting network cannot give"):
+            run(den)
+        want = run(ip.Denoiser(exact.model, path, "x0"), t_start=0.999)
+        torch.testing.assert_close(run(den, t_start=0.999), want, rtol=1e-7, atol=1e-7,
+                                   msg=lambda m, s=solver: f"{s}: {m}")
+    with pytest.raises(InterpolantError, match="t = 1"):  # one time per sample, one of them 1
+        den(x, torch.tensor([0.5, 1.0, 0.2], dtype=F64), target="x0")
+    assert torch.isfinite(den(x, torch.tensor([0.5, 1.0, 0.2], dtype=F64), target="eps")).all()
+
+
+class _NoCond(torch.nn.Module):
+    def forward(self, x, t):
+        return x * t[:, None]
+
+
+def test_networks_written_without_cond():
+    """forward(x, t): called without cond; given a condition, or fewer arguments: clear errors."""
+    path = ip.paths.Linear()
+    x = torch.randn(4, 2, dtype=F64)
+    two = ip.Denoiser(_NoCond(), path, "velocity")
+    three = ip.Denoiser(lambda x, t, cond: x * t[:, None], path, "velocity")
+    for t in (0.3, torch.full((4,), 0.3, dtype=F64)):
+        torch.testing.assert_close(two(x, t, target="x0"), three(x, t, target="x0"))
+    torch.testing.assert_close(ip.sample(two, x, solver="heun", steps=3),
+                               ip.sample(three, x, solver="heun", steps=3))
+    assert ip.Denoiser(lambda x, t, cond=None: x, path).prediction == "eps"
+    with pytest.raises(InterpolantError, match=r"takes only \(x, t\)"):
+        two(x, 0.3, cond=torch.zeros(4, dtype=torch.long))
+    with pytest.raises(InterpolantError, match=r"model\(x, t, cond\) or model\(x, t\)"):
+        ip.Denoiser(lambda x: x, path)

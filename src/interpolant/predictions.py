@@ -15,19 +15,20 @@ target         definition                             back to the data predictio
 
 ``v`` is the target of Salimans & Ho (2022); for variance-preserving paths it is the
 derivative of ``x_t`` with respect to the angle ``atan(sigma / alpha)``. Every conversion goes
-through the pair ``(x0, eps)``, whose coefficients are written once, in :func:`_hub`.
+through the pair ``(x0, eps)``: the two columns of the table are written once, in
+:func:`definition_coefficients` and :func:`hub_coefficients`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from .errors import InterpolantError, unknown_name
+from .network import ModelLike, call_network, takes_cond
 from .paths import GaussianPath, broadcast_time, check_time
 
 TARGETS = ("eps", "x0", "v", "velocity", "score")
@@ -35,7 +36,10 @@ TARGETS = ("eps", "x0", "v", "velocity", "score")
 Coef = float | Tensor
 TIME_CACHE = 1024  # time tensors a Denoiser keeps (see Denoiser._time_tensor)
 
-__all__ = ["TARGETS", "convert", "convert_with", "Denoiser"]
+__all__ = [
+    "TARGETS", "convert", "convert_with", "combine", "definition_coefficients",
+    "hub_coefficients", "Denoiser",
+]
 
 
 def _check_target(name: str, kind: str = "prediction target") -> None:
@@ -50,9 +54,15 @@ def _div(num: Coef, den: Coef) -> Coef:
     return num / den
 
 
-def _hub(src: str, a: Coef, s: Coef, da: Coef, ds: Coef) -> tuple[tuple[Coef, Coef], ...]:
-    """``x0`` and ``eps`` as ``p x + q out`` for a ``src`` prediction ``out`` (the table above):
-    returns ``((p_x0, q_x0), (p_eps, q_eps))``."""
+def hub_coefficients(
+    src: str, a: Coef, s: Coef, da: Coef, ds: Coef
+) -> tuple[tuple[Coef, Coef], tuple[Coef, Coef]]:
+    """``x0`` and ``eps`` as ``p x + q out`` for a ``src`` prediction ``out`` (the last column
+    of the table above): returns ``((p_x0, q_x0), (p_eps, q_eps))``.
+
+    ``q_x0 = dx0 / dout`` at fixed ``x`` is also the factor by which an error in ``src``
+    becomes an error in ``x0`` (the loss-weight conversion of :mod:`interpolant.training`).
+    """
     if src == "x0":
         return (0.0, 1.0), (_div(1.0, s), _div(-a, s))
     if src == "eps":
@@ -66,6 +76,33 @@ def _hub(src: str, a: Coef, s: Coef, da: Coef, ds: Coef) -> tuple[tuple[Coef, Co
     return (_div(1.0, a), _div(s * s, a)), (0.0, -s)  # score: eps = -sigma score
 
 
+def definition_coefficients(dst: str, a: Coef, s: Coef, da: Coef, ds: Coef) -> tuple[Coef, Coef]:
+    """``(A, B)`` with ``dst = A x0 + B eps`` (the definition column of the table above).
+
+    The training target of :mod:`interpolant.training` and the ``dst`` side of
+    :func:`convert_with` both read it.
+    """
+    if dst == "x0":
+        return 1.0, 0.0
+    if dst == "eps":
+        return 0.0, 1.0
+    if dst == "v":
+        return -s, a
+    if dst == "velocity":
+        return da, ds
+    return 0.0, _div(-1.0, s)  # score = -eps / sigma
+
+
+def combine(c1: Coef, u: Any, c2: Coef, w: Any) -> Any:
+    """``c1 u + c2 w``, leaving out a term whose coefficient is the float 0 (so that an
+    infinite ``u`` or ``w`` there gives no ``0 * inf = nan``)."""
+    if isinstance(c1, float) and c1 == 0.0:
+        return c2 * w
+    if isinstance(c2, float) and c2 == 0.0:
+        return c1 * u
+    return c1 * u + c2 * w
+
+
 def convert_with(
     out: Tensor, src: str, dst: str, x: Tensor, a: Coef, s: Coef, da: Coef, ds: Coef
 ) -> Tensor:
@@ -73,22 +110,15 @@ def convert_with(
 
     ``a, s, da, ds`` are ``alpha, sigma`` and their time derivatives at the time of ``x``, as
     floats or as tensors that broadcast against ``x``. Every target is linear in ``(x, out)``:
-    the coefficients come from :func:`_hub`, and with one time for the batch the result is two
-    fused tensor operations.
+    ``dst = A x0 + B eps`` (:func:`definition_coefficients`) with ``x0, eps`` from
+    :func:`hub_coefficients`; with one time for the batch the result is two fused tensor
+    operations.
     """
     if src == dst:
         return out
-    (p0, q0), (pe, qe) = _hub(src, a, s, da, ds)
-    if dst == "x0":
-        p, q = p0, q0
-    elif dst == "eps":
-        p, q = pe, qe
-    elif dst == "score":
-        p, q = _div(-pe, s), _div(-qe, s)
-    elif dst == "v":
-        p, q = a * pe - s * p0, a * qe - s * q0
-    else:  # velocity
-        p, q = da * p0 + ds * pe, da * q0 + ds * qe
+    (p0, q0), (pe, qe) = hub_coefficients(src, a, s, da, ds)
+    c0, ce = definition_coefficients(dst, a, s, da, ds)
+    p, q = combine(c0, p0, ce, pe), combine(c0, q0, ce, qe)
     if isinstance(p, float) and isinstance(q, float):
         if p == 0.0:
             return out * q
@@ -125,20 +155,22 @@ def _coefficients(
     )
 
 
-ModelLike = nn.Module | Callable[..., Tensor]
-
-
-# Targets an eps prediction reaches only through x0 = (x - sigma eps) / alpha, and the
-# alpha / sigma below which that division has lost every digit.
+# Predictions that give x0 only through a division by alpha (the x0 column of the table), the
+# targets that need x0, and the alpha / sigma below which that division has lost every digit:
+# where alpha(t) = 0 such a network sees no trace of the data (eps = x / sigma, score = -x /
+# sigma^2 whatever x0 is), so no x0 can be recovered from it.
+_THROUGH_ALPHA = {"eps": "(x - sigma eps) / alpha", "score": "(x + sigma^2 score) / alpha"}
 _NEED_ALPHA = frozenset({"x0", "v", "velocity"})
 _TINY = 1e-8
+_ARTICLE = {"eps": "an", "score": "a"}
 
 
 class Denoiser:
     """A network, the path it was trained on and the target it predicts.
 
     ``Denoiser(model, path, prediction="eps")`` calls ``model(x, t, cond)`` with ``t`` of
-    shape ``(B,)`` in the dtype of ``x``, upcasts a low-precision output to the dtype of
+    shape ``(B,)`` in the dtype of ``x`` (or ``model(x, t)`` for a network written without a
+    condition, see :func:`takes_cond`), upcasts a low-precision output to the dtype of
     ``x``, converts it to the target the caller asks for, and counts network evaluations
     in :attr:`nfe`.
 
@@ -168,6 +200,7 @@ class Denoiser:
         self.prediction = prediction
         self.time_scale = float(time_scale)
         self.time_shift = float(time_shift)
+        self._with_cond = takes_cond(model)
         self.nfe = 0
         self._times: dict[tuple, Tensor] = {}
 
@@ -180,20 +213,15 @@ class Denoiser:
         if type(t) is float:
             t_model = self._time_tensor(t, x)
             a, s, da, ds = self.path.scalars(t)
-            if self.prediction == "eps" and target in _NEED_ALPHA and abs(a) < _TINY * s:
-                raise InterpolantError(
-                    f"an eps-predicting network cannot give {target!r} at t = {t:g}, where "
-                    f"alpha(t) = {a:.3g} (x0 = (x - sigma eps) / alpha is undefined there); "
-                    "start sampling below the noise end (e.g. t_start=0.999) or train the "
-                    "network to predict 'v' or 'velocity'"
-                )
+            self._check_signal(target, t, a, s)
         else:
             t = check_time(t, x)
             if isinstance(t, float):
                 return self(x, t, cond, target)
             t_model = self._scale(t.to(device=x.device, dtype=x.dtype))
             a, s, da, ds = _coefficients(self.path, t, x)
-        out = self.model(x, t_model, cond)
+            self._check_signal(target, t, a, s)
+        out = call_network(self.model, self._with_cond, x, t_model, cond)
         self.nfe += 1
         if not isinstance(out, Tensor) or out.shape != x.shape:
             shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
@@ -204,6 +232,28 @@ class Denoiser:
         if out.dtype != x.dtype:
             out = out.to(x.dtype)
         return convert_with(out, self.prediction, target, x, a, s, da, ds)
+
+    def _check_signal(self, target: str, t: Tensor | float, a: Coef, s: Coef) -> None:
+        """Refuse ``target`` from an eps or score network where ``alpha(t) ~ 0`` (see
+        ``_THROUGH_ALPHA``): the result would be NaN or its rounding errors times ``1 / alpha``."""
+        formula = _THROUGH_ALPHA.get(self.prediction)
+        if formula is None or target not in _NEED_ALPHA:
+            return
+        if isinstance(a, float) and isinstance(s, float):
+            if not abs(a) < _TINY * s:
+                return
+        else:
+            bad = (torch.abs(a) < _TINY * s).flatten()
+            if not bool(bad.any()):
+                return
+            i = int(bad.nonzero()[0])
+            t, a = float(torch.as_tensor(t).flatten()[i]), float(torch.as_tensor(a).flatten()[i])
+        raise InterpolantError(
+            f"{_ARTICLE[self.prediction]} {self.prediction}-predicting network cannot give "
+            f"{target!r} at t = {t:g}, where alpha(t) = {a:.3g} (x0 = {formula} is undefined "
+            "there); start sampling below the noise end (e.g. t_start=0.999) or train the "
+            "network to predict 'v' or 'velocity'"
+        )
 
     def _scale(self, t_model: Tensor) -> Tensor:
         if self.time_scale != 1.0 or self.time_shift != 0.0:

@@ -107,6 +107,38 @@ def test_regression_targets_are_the_definitions():
     torch.testing.assert_close(regression_target("score", x0, noise, t, path), -noise / tt)
 
 
+def test_training_targets_are_the_conversions_of_the_true_x0(path):
+    # One table: the target a network is trained on is what convert() makes of the true x0 at
+    # x_t, and the loss-weight factor c_T is (dx0/dT)^2 of that same conversion, measured here
+    # as the change of convert(T -> x0) when T moves by one (the map is affine in T).
+    g = torch.Generator().manual_seed(5)
+    x0 = torch.randn(6, 3, generator=g, dtype=torch.float64)
+    noise = torch.randn(6, 3, generator=g, dtype=torch.float64)
+    t = torch.linspace(0.05, 0.95, 6, dtype=torch.float64)  # one time per sample
+    x_t = path.sample(x0, t, noise)
+    coefs = [f(t) for f in (path.alpha, path.sigma, path.d_alpha, path.d_sigma)]
+    for target in TARGETS:
+        got = regression_target(target, x0, noise, t, path)
+        torch.testing.assert_close(got, ip.convert(x0, "x0", target, x_t, t, path),
+                                   rtol=1e-9, atol=1e-9)
+        slope = ip.convert(got + 1.0, target, "x0", x_t, t, path) - ip.convert(
+            got, target, "x0", x_t, t, path)
+        torch.testing.assert_close(weights.conversion_factor(target, *coefs),
+                                   slope[:, 0] ** 2, rtol=1e-6, atol=0.0)
+        assert got.dtype == x0.dtype and got.shape == x0.shape
+
+
+def test_networks_without_cond_train_and_refuse_a_condition():
+    path = ip.paths.Linear()
+    _, x0, noise, t = _batch(8, 6, path)
+    objective = Objective(path, "velocity")
+    two = objective.per_sample(lambda x, tt: x * tt[:, None], x0, noise, t)
+    three = objective.per_sample(lambda x, tt, cond: x * tt[:, None], x0, noise, t)
+    torch.testing.assert_close(two, three, rtol=0.0, atol=0.0)
+    with pytest.raises(InterpolantError, match="takes only"):
+        objective.per_sample(lambda x, tt: x, x0, noise, t, cond=torch.zeros(8))
+
+
 @pytest.mark.parametrize("path", [ip.paths.EDM(), ip.paths.VPLinear()], ids=repr)
 def test_edm_precond_loss_is_unit_weight_loss_of_the_raw_network(path):
     # Karras et al. 2022, eq. 8: lambda(sigma) c_out^2 = 1, so the edm-weighted x0 loss of

@@ -29,7 +29,7 @@ from torch import Tensor
 
 from ..errors import InterpolantError, unknown_name
 from ..paths import GaussianPath, broadcast_time
-from ..predictions import TARGETS
+from ..predictions import TARGETS, call_network, combine, definition_coefficients, takes_cond
 from . import densities as _densities
 from . import weights as _weights
 
@@ -38,24 +38,19 @@ __all__ = ["Objective", "regression_target"]
 
 def regression_target(target: str, x0: Tensor, noise: Tensor, t: Tensor,
                       path: GaussianPath) -> Tensor:
-    """The target ``T(x0, eps, t)`` the network regresses onto, in ``x0``'s dtype."""
+    """The target ``T = A x0 + B eps`` the network regresses onto, in ``x0``'s dtype.
+
+    ``(A, B)`` at each sample's time come from the conversion table of
+    :mod:`interpolant.predictions` (:func:`~interpolant.predictions.definition_coefficients`),
+    so the target is by construction what ``convert`` makes of the true ``x0``.
+    """
     if target not in TARGETS:
         raise unknown_name("prediction target", target, TARGETS)
     t64 = t.to(torch.float64)
-
-    def coef(fn: Callable[[Tensor], Tensor]) -> Tensor:
-        return broadcast_time(fn(t64).to(device=x0.device, dtype=x0.dtype), x0)
-
-    if target == "eps":
-        return noise
-    if target == "x0":
-        return x0
-    a, s = coef(path.alpha), coef(path.sigma)
-    if target == "v":
-        return a * noise - s * x0
-    if target == "velocity":
-        return coef(path.d_alpha) * x0 + coef(path.d_sigma) * noise
-    return -noise / s  # score
+    a, s, da, ds = (broadcast_time(fn(t64).to(device=x0.device, dtype=x0.dtype), x0)
+                    for fn in (path.alpha, path.sigma, path.d_alpha, path.d_sigma))
+    c_x0, c_eps = definition_coefficients(target, a, s, da, ds)
+    return combine(c_x0, x0, c_eps, noise)
 
 
 class Objective:
@@ -106,7 +101,8 @@ class Objective:
                                    f"draw times in [t_min, t_max] = [{self.path.t_min}, "
                                    f"{self.path.t_max}]")
         x_t = self.path.sample(x0, t64, noise).to(x0.dtype)
-        out = model(x_t, t.to(device=x0.device, dtype=x0.dtype), cond)
+        out = call_network(model, takes_cond(model), x_t,
+                           t.to(device=x0.device, dtype=x0.dtype), cond)
         if not isinstance(out, Tensor) or out.shape != x0.shape:
             shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
             raise InterpolantError(f"the model returned {shape} for data of shape "

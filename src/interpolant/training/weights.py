@@ -38,7 +38,7 @@ from torch import Tensor
 
 from ..errors import InterpolantError, unknown_name
 from ..paths import GaussianPath
-from ..predictions import TARGETS
+from ..predictions import TARGETS, hub_coefficients
 
 __all__ = ["Weight", "UniformWeight", "SNR", "SNRPlusOne", "MinSNR", "EDMWeight",
            "conversion_factor", "available", "get", "target_weight"]
@@ -47,18 +47,16 @@ _TINY = 1e-100  # keeps alpha, sigma away from 0 in float64 (weights stay exact 
 
 
 def conversion_factor(target: str, a: Tensor, s: Tensor, da: Tensor, ds: Tensor) -> Tensor:
-    """``c_T = (dx0 / dT)^2`` at fixed ``x_t``: ``||dx0||^2 = c_T ||dT||^2`` (float64)."""
-    if target == "x0":
-        return torch.ones_like(a)
-    if target == "eps":
-        return (s / a) ** 2
-    if target == "v":
-        return (s / (a * a + s * s)) ** 2
-    if target == "velocity":
-        return (s / (a * ds - s * da)) ** 2
-    if target == "score":
-        return s**4 / a**2
-    raise unknown_name("prediction target", target, TARGETS)
+    """``c_T = (dx0 / dT)^2`` at fixed ``x_t``: ``||dx0||^2 = c_T ||dT||^2`` (float64).
+
+    ``dx0 / dT`` is the coefficient ``q_x0`` of the target in the conversion table of
+    :mod:`interpolant.predictions` (``x0 = p_x0 x + q_x0 T``,
+    :func:`~interpolant.predictions.hub_coefficients`).
+    """
+    if target not in TARGETS:
+        raise unknown_name("prediction target", target, TARGETS)
+    (_, q_x0), _ = hub_coefficients(target, a, s, da, ds)
+    return torch.ones_like(a) * q_x0**2
 
 
 class Weight:

@@ -21,7 +21,9 @@ from .solvers import sample, trajectory
 __version__ = "0.1.0"
 
 # Heavier layers (scikit-learn data, matplotlib plots, networks) load on first use.
-_LAZY = ("app", "bench", "data", "images", "metrics", "models", "plots", "training")
+_LAZY = (
+    "app", "bench", "data", "guidance", "images", "metrics", "models", "plots", "training"
+)
 
 
 def __getattr__(name: str):  # PEP 562
@@ -43,6 +45,7 @@ __all__ = [
     "convert",
     "data",
     "grids",
+    "guidance",
     "images",
     "metrics",
     "models",

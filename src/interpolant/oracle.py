@@ -14,11 +14,17 @@ The probability-flow ODE depends on the path only through the log-SNR: with
 ``D`` depends on ``(y, lam)`` alone. :meth:`GaussianMixture.flow` integrates that with
 DOP853 at tight tolerances (closed form for one component: along each eigendirection
 ``x_t - alpha_t mu = sqrt(alpha_t^2 l + sigma_t^2) / sqrt(alpha_s^2 l + sigma_s^2) (x_s - alpha_s mu)``).
+
+Classes: with ``labels`` (component ``k`` belongs to class ``labels[k]``) the class-conditional
+law ``p(x0 | c)`` is the mixture of class ``c``'s components, so every quantity above holds for
+it with the responsibilities restricted to those components; the exact noise-aware classifier
+is ``p(c | x_t) = sum_{k: labels[k] = c} r_k(x_t)``.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -27,6 +33,7 @@ from scipy.integrate import solve_ivp
 from torch import Tensor
 
 from .errors import InterpolantError
+from .labels import NULL_LABEL
 from .paths import GaussianPath
 from .predictions import Denoiser
 
@@ -45,11 +52,19 @@ def _as64(x: Any, name: str) -> Tensor:
 class GaussianMixture:
     """``sum_k w_k N(mu_k, S_k)`` with means ``(K, D)``, covariances ``(K, D, D)``, weights ``(K,)``.
 
-    All computation is in float64; inputs of other dtypes are converted, and tensor results
+    ``labels`` (int64 ``(K,)``, values covering ``0 .. C-1``) makes it class-conditional: the
+    methods that take ``cond`` (int64 ``(n,)`` class labels, ``NULL_LABEL`` entries or ``None``
+    for the unconditional mixture) then answer for ``p(x0 | c)``. All computation is in float64; inputs of other dtypes are converted, and tensor results
     come back in the dtype of the query.
     """
 
-    def __init__(self, means: Tensor, covs: Tensor, weights: Tensor | None = None) -> None:
+    def __init__(
+        self,
+        means: Tensor,
+        covs: Tensor,
+        weights: Tensor | None = None,
+        labels: Tensor | None = None,
+    ) -> None:
         means, covs = _as64(means, "means"), _as64(covs, "covs")
         if means.ndim != 2:
             raise InterpolantError(f"means must have shape (K, D), got {tuple(means.shape)}")
@@ -72,6 +87,7 @@ class GaussianMixture:
         self.weights = weights / weights.sum()
         self.eigvals, self.eigvecs = eigvals, eigvecs
         self._log_w = torch.log(self.weights)
+        self.labels = None if labels is None else _check_labels(labels, k)
 
     @property
     def dim(self) -> int:
@@ -110,6 +126,79 @@ class GaussianMixture:
             return cls(torch.tensor([[0.3, -0.2]]), cov[None])
         raise InterpolantError(f"unknown preset {name!r}; choose one of: aniso2d, gauss2d, mix8d")
 
+    # -- classes (labels=) ----------------------------------------------------------------
+    @property
+    def num_classes(self) -> int | None:
+        """``C`` for a class-conditional mixture (labels ``0 .. C-1``), else ``None``."""
+        return None if self.labels is None else int(self.labels.max()) + 1
+
+    def _labelled(self) -> Tensor:
+        if self.labels is None:
+            raise InterpolantError(
+                "this mixture has no classes; build it with GaussianMixture(..., labels=...)"
+            )
+        return self.labels
+
+    def class_log_prior(self) -> Tensor:
+        """``log p(c) = log sum_{k: labels[k] = c} w_k``, shape ``(C,)``."""
+        labels = self._labelled()
+        prior = torch.zeros(self.num_classes, dtype=torch.float64)  # type: ignore[arg-type]
+        return torch.log(prior.index_add_(0, labels, self.weights))
+
+    def restrict(self, label: int) -> GaussianMixture:
+        """``p(x0 | c = label)``: class ``label``'s components, weights renormalised (unlabelled)."""
+        keep = self._labelled() == int(label)
+        if not keep.any():
+            raise InterpolantError(
+                f"no component has label {label}; classes: 0..{self.num_classes - 1}"  # type: ignore[operator]
+            )
+        return GaussianMixture(self.means[keep], self.covs[keep], self.weights[keep])
+
+    def class_log_posterior(self, x: Tensor, t: float | Tensor, path: GaussianPath) -> Tensor:
+        """The exact noise-aware classifier ``log p(c | x_t = x)``, shape ``(n, C)``:
+        ``logsumexp_{k: labels[k] = c} log w_k N(x; alpha mu_k, alpha^2 S_k + sigma^2 I) - log p_t(x)``."""
+        labels = self._labelled()
+        log_joint, _, _ = self._components(x, path.alpha(t), path.sigma(t))
+        per_class = torch.stack(
+            [torch.logsumexp(log_joint[:, labels == c], dim=1) for c in range(self.num_classes)], 1
+        )
+        return (per_class - torch.logsumexp(log_joint, dim=1, keepdim=True)).to(x.dtype)
+
+    def classifier(self, path: GaussianPath) -> _ExactClassifier:
+        """``classifier(x, t) -> log p(c | x_t)`` (``t`` of shape ``(n,)``): the exact
+        noise-aware classifier of classifier guidance (Dhariwal & Nichol 2021) on ``path``."""
+        self._labelled()
+        return _ExactClassifier(self, path)
+
+    def _class_mask(self, cond: Any, n: int) -> Tensor | None:
+        """``(n, K)`` log-weights turning ``w_k`` into ``w_k / p(c_n)`` on class ``c_n`` and 0
+        elsewhere (``-inf`` in logs); ``None`` (no change) for ``cond=None``; rows with
+        ``NULL_LABEL`` unchanged."""
+        if cond is None:
+            return None
+        labels = cond.get("labels") if isinstance(cond, Mapping) else cond
+        if (not isinstance(labels, Tensor) or labels.shape != (n,)
+                or labels.is_floating_point() or labels.dtype == torch.bool):
+            got = (f"{labels.dtype} of shape {tuple(labels.shape)}" if isinstance(labels, Tensor)
+                   else type(labels).__name__)
+            raise InterpolantError(
+                f"cond must be None or int64 class labels of shape ({n},), got {got}"
+            )
+        labels = labels.to("cpu", torch.int64)
+        null = labels == NULL_LABEL
+        if bool(null.all()):
+            return None
+        own = self._labelled()
+        bad = ~null & ((labels < 0) | (labels >= self.num_classes))  # type: ignore[operator]
+        if bad.any():
+            raise InterpolantError(
+                f"label {int(labels[bad][0])} is outside this mixture's classes "
+                f"0..{self.num_classes - 1} (NULL_LABEL = {NULL_LABEL} means no label)"  # type: ignore[operator]
+            )
+        log_prior = self.class_log_prior()[labels.clamp(min=0)]
+        mask = torch.where(labels[:, None] == own[None], -log_prior[:, None], -math.inf)
+        return torch.where(null[:, None], 0.0, mask)
+
     # -- data ------------------------------------------------------------------------
     def sample(
         self, n: int, generator: torch.Generator | None = None, return_labels: bool = False
@@ -125,11 +214,13 @@ class GaussianMixture:
         """The exact law of ``x_t`` under ``path``: means ``alpha mu``, covs ``alpha^2 S + sigma^2 I``."""
         a, s = path.alpha(float(t)), path.sigma(float(t))
         eye = torch.eye(self.dim, dtype=torch.float64)
-        return GaussianMixture(a * self.means, a * a * self.covs + s * s * eye, self.weights)
+        return GaussianMixture(
+            a * self.means, a * a * self.covs + s * s * eye, self.weights, self.labels
+        )
 
-    def log_prob(self, x: Tensor) -> Tensor:
-        """Exact log-density of the data, shape ``(n,)``."""
-        log_joint, _, _ = self._components(x, 1.0, 0.0)
+    def log_prob(self, x: Tensor, cond: Any = None) -> Tensor:
+        """Exact log-density of the data (given the class ``cond``), shape ``(n,)``."""
+        log_joint, _, _ = self._components(x, 1.0, 0.0, cond)
         return torch.logsumexp(log_joint, dim=1).to(x.dtype)
 
     # -- the posterior -----------------------------------------------------------------
@@ -140,11 +231,13 @@ class GaussianMixture:
         return x.to(torch.float64)
 
     def _components(
-        self, x: Tensor, a: Tensor | float, s: Tensor | float
+        self, x: Tensor, a: Tensor | float, s: Tensor | float, cond: Any = None
     ) -> tuple[Tensor, Tensor, Tensor]:
-        """Per component: ``log w_k N(x; a mu_k, a^2 S_k + s^2 I)``, the rotated residual
+        """Per component: ``log w_k N(x; a mu_k, a^2 S_k + s^2 I)`` (given the class ``cond``:
+        ``log w_k / p(c) N(...)``, ``-inf`` off the class), the rotated residual
         ``U_k^T (x - a mu_k)`` and the variances ``a^2 l_k + s^2``; ``a, s`` floats or ``(n,)``."""
         x = self._check_points(x)
+        mask = self._class_mask(cond, x.shape[0])
         if isinstance(a, Tensor):
             a = a.to(torch.float64)[:, None, None]
             s = s.to(torch.float64)[:, None, None]  # type: ignore[union-attr]
@@ -152,27 +245,34 @@ class GaussianMixture:
         z = torch.einsum("nkd,kde->nke", resid, self.eigvecs)
         var = a * a * self.eigvals[None] + s * s
         log_joint = -0.5 * ((z * z) / var + torch.log(2 * math.pi * var)).sum(-1) + self._log_w
-        return log_joint, z, var
+        return (log_joint if mask is None else log_joint + mask), z, var
 
-    def posterior_mean(self, x: Tensor, a: Tensor | float, s: Tensor | float) -> Tensor:
-        """``E[x0 | a x0 + s eps = x]`` for scalars or per-sample ``(n,)`` coefficients."""
-        log_joint, z, var = self._components(x, a, s)
+    def posterior_mean(
+        self, x: Tensor, a: Tensor | float, s: Tensor | float, cond: Any = None
+    ) -> Tensor:
+        """``E[x0 | a x0 + s eps = x, c]`` for scalars or per-sample ``(n,)`` coefficients."""
+        log_joint, z, var = self._components(x, a, s, cond)
         a3 = a.to(torch.float64)[:, None, None] if isinstance(a, Tensor) else a
         resp = torch.softmax(log_joint, dim=1)
         shrunk = a3 * self.eigvals[None] * z / var
         means = self.means[None] + torch.einsum("kde,nke->nkd", self.eigvecs, shrunk)
         return torch.einsum("nk,nkd->nd", resp, means)
 
-    def score(self, x: Tensor, t: float | Tensor, path: GaussianPath) -> Tensor:
-        """``grad_x log p_t(x)`` exactly."""
+    def score(
+        self, x: Tensor, t: float | Tensor, path: GaussianPath, cond: Any = None
+    ) -> Tensor:
+        """``grad_x log p_t(x | c)`` exactly (``cond`` as in :meth:`posterior_mean`)."""
         a, s = path.alpha(t), path.sigma(t)
-        log_joint, z, var = self._components(x, a, s)
+        log_joint, z, var = self._components(x, a, s, cond)
         resp = torch.softmax(log_joint, dim=1)
         grads = -torch.einsum("kde,nke->nkd", self.eigvecs, z / var)
         return torch.einsum("nk,nkd->nd", resp, grads).to(x.dtype)
 
     def denoiser(self, path: GaussianPath) -> Denoiser:
-        """The exact denoiser on ``path`` (predicts ``x0``); its ``nfe`` counts calls."""
+        """The exact denoiser on ``path`` (predicts ``x0``); its ``nfe`` counts calls.
+
+        Called as ``den(x, t, cond)``: ``E[x0 | x_t = x, c = cond]`` (see :meth:`posterior_mean`).
+        """
         return Denoiser(_ExactPosteriorMean(self, path), path, prediction="x0")
 
     # -- the probability-flow ODE -------------------------------------------------------
@@ -242,4 +342,30 @@ class _ExactPosteriorMean:
 
     def __call__(self, x: Tensor, t: Tensor, cond: Any = None) -> Tensor:
         t64 = t.to(torch.float64)
-        return self.gmm.posterior_mean(x, self.path.alpha(t64), self.path.sigma(t64)).to(x.dtype)
+        a, s = self.path.alpha(t64), self.path.sigma(t64)
+        return self.gmm.posterior_mean(x, a, s, cond).to(x.dtype)
+
+
+class _ExactClassifier:
+    """``classifier(x, t) -> log p(c | x_t = x)`` for a class-conditional mixture on a path."""
+
+    def __init__(self, gmm: GaussianMixture, path: GaussianPath) -> None:
+        self.gmm, self.path = gmm, path
+
+    def __call__(self, x: Tensor, t: Tensor) -> Tensor:
+        return self.gmm.class_log_posterior(x, t.to(torch.float64), self.path)
+
+
+def _check_labels(labels: Any, k: int) -> Tensor:
+    """Component labels: ``k`` integers covering ``0 .. C-1``."""
+    if not isinstance(labels, Tensor):
+        labels = torch.as_tensor(labels)
+    if labels.shape != (k,) or labels.is_floating_point() or labels.dtype == torch.bool:
+        raise InterpolantError(f"labels must be {k} integers (one class per component)")
+    labels = labels.to("cpu", torch.int64)
+    present = torch.unique(labels)
+    if present.min() < 0 or present.numel() != int(present.max()) + 1:
+        raise InterpolantError(
+            f"labels must cover the classes 0..C-1 without gaps, got {present.tolist()}"
+        )
+    return labels

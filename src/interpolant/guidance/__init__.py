@@ -1,0 +1,36 @@
+"""Guidance: transforms from denoiser(s) to a denoiser.
+
+Every method here is called like a denoiser, ``g(x, t, cond, target)``, has ``g.path`` and
+counts network evaluations in ``g.nfe`` (a batched two-branch call counts 2; see
+:mod:`interpolant.guidance.base`), so every solver samples it unchanged:
+
+>>> g = ip.guidance.CFG(den, scale=2.0)                       # doctest: +SKIP
+>>> x0 = ip.sample(g, x1, cond=labels, solver="dpm++2m", steps=20)   # doctest: +SKIP
+
+- :class:`CFG` (Ho & Salimans 2022), with ``rescale=`` (Lin et al. 2024) and ``interval=``
+  (Kynkäänniemi et al. 2024); :class:`AdaptiveCFG` (Castillo et al. 2023).
+- :class:`AutoGuidance` (Karras et al. 2024).
+- :class:`ClassifierGuidance` (Dhariwal & Nichol 2021) with :class:`NoiseAwareClassifier`
+  and :func:`train_classifier`.
+- :class:`LossGuidance` (Bansal et al. 2023; FlowChef's gradient skipping as an option).
+"""
+
+from .adaptive import AdaptiveCFG
+from .auto import AutoGuidance
+from .base import Guided
+from .cfg import CFG, cfg_combine
+from .classifier import ClassifierGuidance, NoiseAwareClassifier, class_grad, train_classifier
+from .loss import LossGuidance
+
+__all__ = [
+    "AdaptiveCFG",
+    "AutoGuidance",
+    "CFG",
+    "ClassifierGuidance",
+    "Guided",
+    "LossGuidance",
+    "NoiseAwareClassifier",
+    "cfg_combine",
+    "class_grad",
+    "train_classifier",
+]

@@ -18,7 +18,8 @@ import torch
 import interpolant as ip
 from interpolant.oracle import GaussianMixture
 from interpolant.solvers.base import Model
-from interpolant.solvers.dpm import point, singlestep, take
+from interpolant.solvers.dpm import singlestep, take
+from interpolant.solvers.exponential import point
 
 schedulers = pytest.importorskip("diffusers.schedulers")
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # numpy 2 notes in diffusers

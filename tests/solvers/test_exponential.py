@@ -130,9 +130,49 @@ def test_sde_with_zero_eta_is_the_ode_solver(order):
     den = GaussianMixture.preset("aniso2d").denoiser(ip.paths.VPLinear())
     x = torch.randn(32, 2, generator=_gen(3), dtype=F64)
     for opts in [{}, {"lower_order_final": False}, {"third_order": "consistent"}]:
-        sde = _sample(den, x, f"dpm++{order}m-sde", eta=0.0, generator=_gen(4), **opts)
-        ode = _sample(den, x, f"dpm++{order}m", **opts)
-        assert torch.equal(sde, ode)
+        for solver_type in ("midpoint", "heun"):
+            sde = _sample(den, x, f"dpm++{order}m-sde", eta=0.0, generator=_gen(4),
+                          solver_type=solver_type, **opts)
+            ode = _sample(den, x, f"dpm++{order}m", solver_type=solver_type, **opts)
+            assert torch.equal(sde, ode)
+
+
+def _k_diffusion_3m_sde(den, x, ts, sigmas, gen, eta=1.0):
+    """k-diffusion's ``sample_dpmpp_3m_sde`` transcribed (on a VE/EDM path, sigma = sigma)."""
+    d_1 = d_2 = h_1 = h_2 = None
+    for i in range(len(sigmas) - 1):
+        d = den(x, ts[i], None, "x0")
+        h = math.log(sigmas[i]) - math.log(sigmas[i + 1])
+        h_eta = h * (eta + 1)
+        x = math.exp(-h_eta) * x - math.expm1(-h_eta) * d
+        phi_2 = math.expm1(-h_eta) / h_eta + 1
+        if h_2 is not None:
+            r0, r1 = h_1 / h, h_2 / h
+            d1_0, d1_1 = (d - d_1) / r0, (d_1 - d_2) / r1
+            d1 = d1_0 + (d1_0 - d1_1) * r0 / (r0 + r1)
+            d2 = (d1_0 - d1_1) / (r0 + r1)
+            x = x + phi_2 * d1 - (phi_2 / h_eta - 0.5) * d2
+        elif h_1 is not None:
+            x = x + phi_2 * (d - d_1) / (h_1 / h)
+        noise = torch.randn(x.shape, generator=gen, dtype=x.dtype)
+        x = x + noise * sigmas[i + 1] * math.sqrt(-math.expm1(-2 * h * eta))
+        d_1, d_2, h_1, h_2 = d, d_1, h, h_1
+    return x
+
+
+def test_dpmpp_3m_sde_is_k_diffusions_sampler():
+    """Issue 17 item 13: the order-2 warm-up step uses phi_2 (heun), as k-diffusion does."""
+    path = ip.paths.EDM()
+    den = GaussianMixture.preset("aniso2d").denoiser(path)
+    x = path.sigma(1.0) * torch.randn(64, 2, generator=_gen(5), dtype=F64)
+    ts = ip.grids.make("karras", path, 10)
+    ours = ip.sample(den, x, solver="dpm++3m-sde", grid=ts, generator=_gen(6),
+                     lower_order_final=False)
+    ref = _k_diffusion_3m_sde(den, x, ts.tolist(), path.sigma(ts).tolist(), _gen(6))
+    assert (ours - ref).abs().max() < 1e-12
+    midpoint = ip.sample(den, x, solver="dpm++3m-sde", grid=ts, generator=_gen(6),
+                         lower_order_final=False, solver_type="midpoint")
+    assert (midpoint - ref).abs().max() > 1e-7  # the two warm-up rules differ visibly
 
 
 SOLVERS = [

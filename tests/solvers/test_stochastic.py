@@ -9,7 +9,8 @@ import torch
 import interpolant as ip
 from interpolant.errors import InterpolantError
 from interpolant.solvers.base import Model, Noise
-from interpolant.solvers.stochastic import langevin, natural_diffusion, with_corrector
+from interpolant.solvers.corrector import langevin, with_corrector
+from interpolant.solvers.stochastic import natural_diffusion
 
 F64 = torch.float64
 GMM = ip.oracle.GaussianMixture

@@ -4,9 +4,9 @@
 :func:`sample` and :func:`trajectory` run one on a denoiser.
 """
 
-from . import ddim, deis, dpm, dpmpp, edm, euler, multistep, stochastic, unipc  # noqa: F401
+from . import ddim, deis, dpm, dpm_adaptive, dpmpp, edm, euler, multistep, stochastic, unipc  # noqa: F401
 from .base import Model, Noise, Solver, State, available, get, register, solver_name
-from .stochastic import PredictorCorrector, langevin, with_corrector
+from .corrector import PredictorCorrector, langevin, with_corrector
 from .sampling import sample, trajectory
 
 __all__ = [

@@ -35,10 +35,17 @@ class State(NamedTuple):
     nfe: int
 
 
-def combine(c_x: float, x: Tensor, weights: Sequence[float], outs: Sequence[Tensor]) -> Tensor:
-    """``c_x x + sum_j w_j M_j``: one multiply, then one fused in-place add per nonzero weight
-    (in place only on the fresh product, never on ``x`` or a model output)."""
-    y = torch.mul(x, c_x)
+def combine(c_x: float, x: Tensor | None, weights: Sequence[float], outs: Sequence[Tensor]
+            ) -> Tensor:
+    """``c_x x + sum_j w_j M_j`` (``outs`` newest first; ``x = None`` drops the first term):
+    one multiply, then one fused in-place add per nonzero weight (in place only on the fresh
+    product, never on ``x`` or a model output). Every solver combines its outputs here."""
+    if x is None:
+        j = next(j for j, w in enumerate(weights) if w != 0.0)
+        y = torch.mul(outs[j], weights[j])
+        weights, outs = weights[j + 1:], outs[j + 1:]
+    else:
+        y = torch.mul(x, c_x)
     for w, m in zip(weights, outs):
         if w != 0.0:
             y.add_(m, alpha=w)
@@ -125,19 +132,36 @@ class Noise:
 class Solver:
     """Base of all solvers. Subclasses are frozen dataclasses whose fields are options.
 
-    Class attributes: ``needs_gaussian`` (uses ``alpha``,
-    ``sigma`` or the log-SNR, so it needs a :class:`~interpolant.paths.GaussianPath`),
-    ``min_steps`` (the shortest grid it accepts).
+    Class attributes (the solver's metadata): ``needs_gaussian`` (uses ``alpha``, ``sigma`` or
+    the log-SNR, so it needs a :class:`~interpolant.paths.GaussianPath`), ``min_steps`` (the
+    shortest grid it accepts), ``nfe_per_step`` and ``warmup_nfe`` (see :meth:`max_nfe`),
+    ``multistep`` (it uses the history of earlier steps, so it cannot be run one step at a
+    time), ``own_grid`` (it picks its own steps between the ends of the grid it receives).
     """
 
     needs_gaussian: ClassVar[bool] = True
     min_steps: ClassVar[int] = 1
+    nfe_per_step: ClassVar[int] = 1
+    warmup_nfe: ClassVar[int] = 0
+    multistep: ClassVar[bool] = False
+    own_grid: ClassVar[bool] = False
+
+    def max_nfe(self, steps: int) -> int | None:
+        """The network evaluations of a run of ``steps`` steps at most (``None`` where the
+        solver's own step-size control decides): ``nfe_per_step * steps + warmup_nfe``. A step
+        from pure noise or to clean data may cost less (one evaluation)."""
+        return self.nfe_per_step * steps + self.warmup_nfe
 
     def run(
         self, model: Model, x: Tensor, ts: Tensor, path: GaussianPath, noise: Noise
     ) -> Iterator[State]:
         """Yield the state after every step of the grid ``ts`` (decreasing, float64)."""
         raise NotImplementedError
+
+    #: A solver with a coefficient table (the fast path) also writes its step in the paper's
+    #: own form, ``paper_run(model, x, ts, path, noise)``; the tests check that the two agree
+    #: step by step. ``None``: ``run`` itself is written in the paper's form.
+    paper_run: ClassVar[Callable[..., Iterator[State]] | None] = None
 
     def validate(self, ts: Tensor, path: Any) -> None:
         """Raise :class:`InterpolantError` if this solver cannot run on ``ts`` and ``path``."""

@@ -19,6 +19,7 @@ sqrt(1 - abar_s / abar_t)``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -28,6 +29,7 @@ from torch import Tensor
 from ..errors import InterpolantError
 from ..paths import GaussianPath
 from .base import Model, Noise, Solver, State, register, table_for
+from .exponential import points
 
 
 def ddim_table(path: GaussianPath, ts: Tensor, eta: float) -> list[tuple[float, float, float]]:
@@ -64,6 +66,22 @@ class DDIM(Solver):
         self, model: Model, x: Tensor, ts: Tensor, path: GaussianPath, noise: Noise
     ) -> Iterator[State]:
         return first_order_steps(table_for(self, ts, path), model, x, ts.tolist(), noise)
+
+    def paper_run(
+        self, model: Model, x: Tensor, ts: Tensor, path: GaussianPath, noise: Noise
+    ) -> Iterator[State]:
+        """Song et al.'s eq. 12 on any Gaussian path, step by step."""
+        pts = points(path, ts)
+        for i, (s, t) in enumerate(zip(pts[:-1], pts[1:])):
+            x0 = model(x, s.t, "x0")
+            eps = (x - s.alpha * x0) / s.sigma  # the noise the network's x0 implies
+            # DDIM's sigma_tau: eta sqrt((1 - a_t)/(1 - a_s)) sqrt(1 - a_s/a_t) on VP paths
+            sigma_eta = self.eta * t.sigma * math.sqrt(-math.expm1(-2.0 * (t.lam - s.lam)))
+            direction = math.sqrt(max(t.sigma**2 - sigma_eta**2, 0.0)) * eps
+            x = t.alpha * x0 + direction
+            if sigma_eta > 0.0:
+                x = x + sigma_eta * noise.like(x)
+            yield State(i + 1, t.t, x, x0, model.nfe)
 
 
 def first_order_steps(

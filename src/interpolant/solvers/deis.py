@@ -23,6 +23,7 @@ the one before at most 2 (as diffusers). A step from pure noise or to clean data
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -32,8 +33,7 @@ from torch import Tensor
 from ..errors import InterpolantError
 from ..paths import GaussianPath
 from .base import Model, Noise, Solver, State, combine, register, table_for
-from .dpm import Point, first_order, plain, points
-from .dpmpp import multistep_orders
+from .exponential import Point, ddim_step, is_end_step, multistep_orders, phi, points
 
 _NODES, _WEIGHTS = np.polynomial.legendre.leggauss(24)
 _U = 0.5 * (_NODES + 1.0)  # Gauss-Legendre on [0, 1]
@@ -53,14 +53,29 @@ def deis_row(hist: list[Point], t: Point, order: int) -> tuple[float, list[float
     """``(c_x, [w_0, ..], target)``: ``x_t = c_x x_s + sum_j w_j M_j``, ``hist`` newest first."""
     s = hist[0]
     h = t.lam - s.lam
-    if plain(s, t):
-        c_x, c0 = first_order("data", s, t)
+    if is_end_step(s, t):
+        c_x, c0 = ddim_step("data", s, t)
         return c_x, [c0], "x0"
     nodes = [(p.lam - s.lam) / h for p in hist[:order]]
     kernel = np.exp(h * (1.0 - _U))
     weights = [float(-t.sigma * h * np.sum(_W * kernel * lagrange_basis(nodes, j, _U)))
                for j in range(order)]
     return t.alpha / s.alpha, weights, "eps"
+
+
+def paper_step(hist: list[Point], t: Point, eps: list[Tensor], x: Tensor, order: int) -> Tensor:
+    """tAB-DEIS from ``hist[0]`` to ``t`` with ``C_j`` in closed form: writing the Lagrange
+    basis as ``L_j(u) = sum_k c_jk u^k``, ``int_0^1 e^{h (1 - u)} u^k du = k! phi_{k+1}(h)``."""
+    s, h = hist[0], t.lam - hist[0].lam
+    nodes = [(p.lam - s.lam) / h for p in hist[:order]]
+    x_t = (t.alpha / s.alpha) * x
+    for j, e in enumerate(eps[:order]):
+        others = [n for k, n in enumerate(nodes) if k != j]
+        coeffs = np.polynomial.polynomial.polyfromroots(others) / np.prod(
+            [nodes[j] - n for n in others])
+        integral = sum(c * math.factorial(k) * phi(k + 1, h) for k, c in enumerate(coeffs))
+        x_t = x_t - t.sigma * h * float(integral) * e
+    return x_t
 
 
 @register("deis")
@@ -73,6 +88,7 @@ class DEIS(Solver):
 
     order: int = 3
     lower_order_final: bool = True
+    multistep = True
 
     def __post_init__(self) -> None:
         if self.order not in (1, 2, 3):
@@ -81,7 +97,7 @@ class DEIS(Solver):
     def table(self, ts: Tensor, path: GaussianPath) -> tuple[tuple[float, float, tuple, str], ...]:
         """``(t_s, c_x, weights, target)`` per step (:func:`deis_row`)."""
         pts = points(path, ts)
-        orders = multistep_orders([p.lam for p in pts], self.order, self.lower_order_final)
+        orders = multistep_orders(pts, self.order, self.lower_order_final)
         rows = (deis_row(pts[i - k + 1: i + 1][::-1], pts[i + 1], k) for i, k in enumerate(orders))
         return tuple((pts[i].t, c_x, tuple(w), tg) for i, (c_x, w, tg) in enumerate(rows))
 
@@ -95,3 +111,19 @@ class DEIS(Solver):
             outs = [m] + outs[:2]
             x = combine(c_x, x, weights, outs)
             yield State(i + 1, times[i + 1], x, m if target == "x0" else None, model.nfe)
+
+    def paper_run(
+        self, model: Model, x: Tensor, ts: Tensor, path: GaussianPath, noise: Noise
+    ) -> Iterator[State]:
+        pts = points(path, ts)
+        outs: list[Tensor] = []
+        for i, k in enumerate(multistep_orders(pts, self.order, self.lower_order_final)):
+            hist, t = pts[i - k + 1: i + 1][::-1], pts[i + 1]
+            if is_end_step(hist[0], t):
+                x0 = model(x, hist[0].t, "x0")
+                c_x, c_0 = ddim_step("data", hist[0], t)
+                x, outs = c_x * x + c_0 * x0, [x0] + outs[:2]
+            else:
+                outs = [model(x, hist[0].t, "eps")] + outs[:2]
+                x = paper_step(hist, t, outs, x, k)
+            yield State(i + 1, t.t, x, outs[0] if is_end_step(hist[0], t) else None, model.nfe)

@@ -12,12 +12,20 @@ output ``M``, expanded as ``M(u) = sum_k d_k u^k / k!`` in ``u = (lam - lam_s) /
 
 with ``phi_1(z) = (e^z - 1) / z``, ``phi_{k+1}(z) = (phi_k(z) - 1/k!) / z``. The ``d_k`` come from
 model evaluations at intermediate points ``lam_s + r h`` (singlestep, here) or at past grid points
-(multistep, :mod:`.dpmpp`). A step from pure noise (``alpha_s = 0``, or a log-SNR below
-``NOISE_LAM``) or to clean data (``sigma_t = 0``) is taken to first order in the data form (DDIM),
-whose coefficients stay finite (``x_t = (sigma_t / sigma_s) x_s + alpha_t x0`` from pure noise).
+(multistep, :mod:`.dpmpp`). A step from pure noise or to clean data is a data-form DDIM step (:mod:`.exponential`).
+
+The singlestep steps in the papers' notation (:func:`paper_step`), with ``E(p) = expm1(z_p)``,
+``B(p) = expm1(z_p) / z_p - 1``, ``z_p = h_p = lam_p - lam_s`` and ``(ratio, scale) =
+(alpha_p / alpha_s, sigma_p)`` in the noise form, ``z_p = -h_p`` and ``(sigma_p / sigma_s,
+alpha_p)`` in the data form, and ``DDIM(p) = ratio(p) x_s - scale(p) E(p) M_s``::
+
+    DPM-Solver-2 (Alg. 1):  u = DDIM(s1);  x_t = DDIM(t) - scale(t) E(t) (M(u) - M_s) / (2 r1)
+    DPM-Solver-3 (Alg. 2):  u1 = DDIM(s1);  D1 = M(u1) - M_s
+                            u2 = DDIM(s2) - scale(s2) (r2 / r1) B(s2) D1;  D2 = M(u2) - M_s
+                            x_t = DDIM(t) - scale(t) B(t) D2 / r2
 
 Registered here: ``dpm1``, ``dpm2``, ``dpm3`` (singlestep, one grid interval per step, NFE =
-order x steps), ``dpm-fast`` and ``dpm-adaptive``.
+order x steps) and ``dpm-fast``; ``dpm-adaptive`` is in :mod:`.dpm_adaptive`.
 """
 
 from __future__ import annotations
@@ -34,74 +42,10 @@ from .. import grids
 from ..errors import InterpolantError
 from ..paths import GaussianPath
 from .base import Model, Noise, Solver, State, combine, register, table_for
+from .exponential import (TARGET, Point, check_form, ddim_step, is_end_step, point_at_lam,
+                          points, taylor_weights)
 
-FORMS = ("noise", "data")
-TARGET = {"noise": "eps", "data": "x0"}
 RATIOS = {1: (), 2: (0.5,), 3: (1.0 / 3.0, 2.0 / 3.0)}  # intermediate points r of the paper
-# Below this log-SNR a point counts as pure noise (alpha ~ 0): the log-SNR grids jump from there
-# to grids.LAM_MIN in one step, which is taken as DDIM (the noise form would lose all digits to
-# alpha_t / alpha_s ~ 1e16 on cosine-like paths, where alpha(1) is 6e-17 rather than 0).
-NOISE_LAM = grids.LAM_MIN - 0.5
-
-
-def phi(k: int, z: float) -> float:
-    """``phi_k(z) = sum_n z^n / (n + k)!`` (``k >= 1``), by its series near 0."""
-    if abs(z) < 0.05:
-        return sum(z**n / math.factorial(n + k) for n in range(16))
-    val = math.expm1(z) / z
-    for j in range(1, k):
-        val = (val - 1.0 / math.factorial(j)) / z
-    return val
-
-
-class Point(NamedTuple):
-    t: float
-    alpha: float
-    sigma: float
-    lam: float
-
-
-def point(path: GaussianPath, t: float) -> Point:
-    alpha, sigma, _, _ = path.scalars(t)
-    return Point(float(t), alpha, sigma, path.lam(float(t)))
-
-
-def points(path: GaussianPath, ts: Tensor) -> list[Point]:
-    """:func:`point` at every time of ``ts``, each quantity evaluated once on the whole grid."""
-    ts = ts.to(torch.float64)
-    cols = (ts.tolist(), path.alpha(ts).tolist(), path.sigma(ts).tolist(), path.lam(ts).tolist())
-    return [Point(*p) for p in zip(*cols)]
-
-
-def point_at_lam(path: GaussianPath, lam: float) -> Point:
-    return point(path, path.t_of_lam(lam))
-
-
-def check_form(form: str) -> None:
-    if form not in FORMS:
-        raise InterpolantError(f"form must be 'noise' (eps, DPM-Solver) or 'data' (x0, "
-                               f"DPM-Solver++), got {form!r}")
-
-
-def plain(s: Point, t: Point) -> bool:
-    """Whether the step ``s -> t`` must be DDIM: from pure noise or to clean data."""
-    return not math.isfinite(t.lam - s.lam) or s.lam < NOISE_LAM
-
-
-def first_order(form: str, s: Point, t: Point) -> tuple[float, float]:
-    """``(c_x, c_m)`` of ``x_t = c_x x_s + c_m M_s``: DDIM, finite for infinite ``h``."""
-    h = t.lam - s.lam
-    if form == "data":
-        return t.sigma / s.sigma, -t.alpha * math.expm1(-h)
-    return t.alpha / s.alpha, -t.sigma * math.expm1(h)
-
-
-def taylor_weights(form: str, s: Point, t: Point, order: int) -> tuple[float, list[float]]:
-    """``(c_x, [w_0, ..., w_{order-1}])`` with ``x_t = c_x x_s + sum_k w_k d_k`` (``h`` finite)."""
-    c_x, w0 = first_order(form, s, t)
-    h = t.lam - s.lam
-    g, z = (t.alpha * h, -h) if form == "data" else (-t.sigma * h, h)
-    return c_x, [w0] + [g * phi(k + 1, z) for k in range(1, order)]
 
 
 class Stage(NamedTuple):
@@ -123,19 +67,19 @@ def singlestep(form: str, path: GaussianPath, s: Point, t: Point, order: int,
                ratios: Sequence[float] | None = None) -> Step:
     """DPM-Solver-1/2/3 from ``s`` to ``t`` (Algorithms 1 and 2; ``r1 = 1/2``; ``1/3, 2/3``).
 
-    Order 2: ``u = first_order(s -> s1)``; ``x_t = first_order(s -> t) + c0 / (2 r1) (M_1 - M_0)``.
+    Order 2: ``u = DDIM(s -> s1)``; ``x_t = DDIM(s -> t) + c0 / (2 r1) (M_1 - M_0)``.
     Order 3: ``u1`` as above; ``u2 = step(s -> s2) with d_1 = (r2 / r1)(M_1 - M_0)``;
     ``x_t = step(s -> t) with d_1 = (M_2 - M_0) / r2`` (``h phi_2`` weights).
     """
     h = t.lam - s.lam
-    if plain(s, t) or order == 1:
-        form = "data" if plain(s, t) else form
-        c_x, c0 = first_order(form, s, t)
+    if is_end_step(s, t) or order == 1:
+        form = "data" if is_end_step(s, t) else form
+        c_x, c0 = ddim_step(form, s, t)
         return Step((s.t,), (Stage(c_x, (c0,)),), TARGET[form])
     ratios = RATIOS[order] if ratios is None else ratios
     mids = [point_at_lam(path, s.lam + r * h) for r in ratios]
     rs = [(m.lam - s.lam) / h for m in mids]
-    c_x1, c1 = first_order(form, s, mids[0])
+    c_x1, c1 = ddim_step(form, s, mids[0])
     first = Stage(c_x1, (c1,))
     c_x, (w0, w1) = taylor_weights(form, s, t, 2)
     if order == 2:
@@ -157,6 +101,36 @@ def take(step: Step, model: Model, x: Tensor) -> tuple[Tensor, list[Tensor]]:
         outs.append(model(y, t_j, step.target))
         y = combine(stage.c_x, x, stage.c, outs)
     return y, outs
+
+
+def paper_step(form: str, path: GaussianPath, s: Point, t: Point, order: int, model: Model,
+               x: Tensor) -> tuple[Tensor, Tensor]:
+    """One step of DPM-Solver-``order`` as the module docstring writes it: ``(x_t, M_s)``."""
+    if is_end_step(s, t) or order == 1:
+        form = "data" if is_end_step(s, t) else form
+    m_s = model(x, s.t, TARGET[form])
+    sgn = 1.0 if form == "noise" else -1.0
+    h = t.lam - s.lam
+
+    def ddim(p: Point) -> Tensor:
+        ratio, scale = (p.alpha / s.alpha, p.sigma) if sgn > 0 else (p.sigma / s.sigma, p.alpha)
+        return ratio * x - scale * math.expm1(sgn * (p.lam - s.lam)) * m_s
+
+    def scale_b(p: Point) -> float:
+        z = sgn * (p.lam - s.lam)
+        return (p.sigma if sgn > 0 else p.alpha) * (math.expm1(z) / z - 1.0)
+
+    if is_end_step(s, t) or order == 1:
+        return ddim(t), m_s
+    mids = [point_at_lam(path, s.lam + r * h) for r in RATIOS[order]]
+    r = [(m.lam - s.lam) / h for m in mids]
+    d1 = model(ddim(mids[0]), mids[0].t, TARGET[form]) - m_s
+    if order == 2:
+        e_t = math.expm1(sgn * h)
+        return ddim(t) - (t.sigma if sgn > 0 else t.alpha) * e_t / (2.0 * r[0]) * d1, m_s
+    u2 = ddim(mids[1]) - scale_b(mids[1]) * (r[1] / r[0]) * d1
+    d2 = model(u2, mids[1].t, TARGET[form]) - m_s
+    return ddim(t) - scale_b(t) * d2 / r[1], m_s
 
 
 def fast_orders(nfe: int, order: int) -> list[int]:
@@ -182,6 +156,10 @@ class DPMSolver(Solver):
     order: int = 2
     form: str = "noise"
 
+    @property
+    def nfe_per_step(self) -> int:  # type: ignore[override]
+        return self.order
+
     def __post_init__(self) -> None:
         if self.order not in (1, 2, 3):
             raise InterpolantError(f"DPM-Solver has orders 1, 2, 3, got order={self.order!r}")
@@ -204,6 +182,14 @@ class DPMSolver(Solver):
             x, outs = take(step, model, x)
             yield State(i + 1, t, x, outs[0] if step.target == "x0" else None, model.nfe)
 
+    def paper_run(
+        self, model: Model, x: Tensor, ts: Tensor, path: GaussianPath, noise: Noise
+    ) -> Iterator[State]:
+        for i, (s, t, k) in enumerate(self.plan(ts, path)):
+            form = "data" if is_end_step(s, t) else self.form
+            x, m_s = paper_step(self.form, path, s, t, k, model, x)
+            yield State(i + 1, t.t, x, m_s if form == "data" else None, model.nfe)
+
 
 @register("dpm-fast")
 @dataclass(frozen=True)
@@ -221,6 +207,8 @@ class DPMSolverFast(DPMSolver):
 
     order: int = 3
     skip: str = "logsnr"
+    nfe_per_step = 1  # the grid's steps are the NFE budget
+    own_grid = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -241,76 +229,3 @@ class DPMSolverFast(DPMSolver):
 register("dpm1", order=1)(DPMSolver)
 register("dpm2", order=2)(DPMSolver)
 register("dpm3", order=3)(DPMSolver)
-
-
-@register("dpm-adaptive")
-@dataclass(frozen=True)
-class DPMSolverAdaptive(DPMSolver):
-    """Adaptive DPM-Solver-12 (``order=2``) or -23 (``order=3``), Lu et al. 2022, Algs. 4-5.
-
-    Each attempt from ``s`` with log-SNR step ``h`` computes a lower-order solution (order 1,
-    resp. order 2 with ``r1 = 1/3``) and a higher one (order 2 with ``r1 = 1/2``, resp. order 3)
-    sharing their model evaluations (``order`` NFE per attempt), then::
-
-        delta = max(atol, rtol * max(|x_lo|, |x_prev|));  E = max_batch RMS((x_hi - x_lo) / delta)
-        accept x_hi if E <= 1;   h <- min(theta h E^(-1/order), lam_end - lam_s)
-
-    It chooses its own grid and uses only ``t_start`` and ``t_end`` of the grid it receives
-    (``steps`` does not matter). One step size serves the whole batch (the reference code's
-    choice), so a sample depends on its batch. From pure noise (log-SNR below ``NOISE_LAM``) it
-    first jumps to ``grids.LAM_MIN`` by DDIM, and where ``sigma(t_end) = 0`` it adapts up to
-    ``grids.LAM_MAX`` and ends with one DDIM step. ``max_attempts`` bounds the loop.
-    """
-
-    order: int = 3
-    rtol: float = 0.05
-    atol: float = 0.0078
-    h_init: float = 0.05
-    theta: float = 0.9
-    max_attempts: int = 10000
-
-    def __post_init__(self) -> None:
-        if self.order not in (2, 3):
-            raise InterpolantError(
-                f"dpm-adaptive has order 2 (DPM-Solver-12) or 3 (DPM-Solver-23), got {self.order!r}"
-            )
-        check_form(self.form)
-        for name in ("rtol", "atol", "h_init", "theta"):
-            if not getattr(self, name) > 0:
-                raise InterpolantError(f"dpm-adaptive needs {name} > 0, got {getattr(self, name)}")
-
-    def run(
-        self, model: Model, x: Tensor, ts: Tensor, path: GaussianPath, noise: Noise
-    ) -> Iterator[State]:
-        start, end = point(path, float(ts[0])), point(path, float(ts[-1]))
-        n = 0
-        if start.lam < NOISE_LAM:
-            inner = point_at_lam(path, min(grids.LAM_MIN, end.lam - 1.0))
-            x, _ = take(singlestep(self.form, path, start, inner, 1), model, x)
-            n, start = n + 1, inner
-            yield State(n, start.t, x, None, model.nfe)
-        last = point_at_lam(path, grids.LAM_MAX) if not math.isfinite(end.lam) else end
-        lo_ratios = (0.5,) if self.order == 2 else (1.0 / 3.0,)
-        s, h, x_prev = start, self.h_init, x
-        for _ in range(self.max_attempts):
-            if last.lam - s.lam <= 1e-12 * max(1.0, abs(last.lam)):
-                break
-            t = last if h >= last.lam - s.lam else point_at_lam(path, s.lam + h)
-            hi = singlestep(self.form, path, s, t, self.order)
-            x_hi, outs = take(hi, model, x)
-            lo = singlestep(self.form, path, s, t, self.order - 1, lo_ratios)
-            x_lo = lo.stages[-1].c_x * x + sum(c * m for c, m in zip(lo.stages[-1].c, outs))
-            delta = torch.clamp(self.rtol * torch.maximum(x_lo.abs(), x_prev.abs()), min=self.atol)
-            err = float(((x_hi - x_lo) / delta).flatten(1).square().mean(1).sqrt().max())
-            if err <= 1.0:
-                x, x_prev, s, n = x_hi, x_lo, t, n + 1
-                yield State(n, s.t, x, None, model.nfe)
-            h = min(self.theta * h * max(err, 1e-12) ** (-1.0 / self.order), last.lam - s.lam)
-        else:
-            raise InterpolantError(
-                f"dpm-adaptive did not reach t_end in {self.max_attempts} attempts; "
-                "raise rtol/atol or max_attempts"
-            )
-        if last is not end:
-            x, outs = take(singlestep(self.form, path, last, end, 1), model, x)
-            yield State(n + 1, end.t, x, outs[0], model.nfe)

@@ -24,7 +24,7 @@ method. The published code (DPM-Solver's ``multistep_dpm_solver_third_update``, 
 k-diffusion) uses ``c = 1`` (``third_order="published"``), which keeps only half the
 second-derivative term and leaves a method of order 2 (tests: slopes 3.0-3.1 vs 2.0-2.3).
 Measured against the exact Gaussian-mixture flow (RMS error / data scale, 256 points;
-``benchmarks/solver_orders.py``), consistent vs published:
+``interpolant bench orders``), consistent vs published:
 
     ==================  =================  =================  =================
     preset/path/grid    NFE 5              NFE 10             NFE 20
@@ -45,10 +45,17 @@ diffusers' ``sde-dpmsolver++`` third-order update writes the ``D2`` weight as
 k-diffusion has ``-(phi_2(-he) - 1/2)``); we follow k-diffusion, so ``dpm++3m-sde`` has no
 diffusers parity test.
 
+The warm-up of 3M: its order-2 step uses the ``phi_1 / 2`` (midpoint) weight as diffusers does;
+``dpm++3m-sde`` uses ``phi_2`` (heun), as k-diffusion's ``sample_dpmpp_3m_sde`` does (3.6e-6
+apart at 10 steps on EDM/Karras otherwise). Either can be chosen with ``solver_type``.
+
 ``lower_order_final`` (default True) lowers the order of the last steps when the grid has fewer
 than 15 steps, as diffusers does: order 1 for the last step, at most 2 for the one before.
 The warm-up steps use the orders available (1, then 2). A step from pure noise or to clean data
-is order 1 (see :mod:`.dpm`), and history across such a point is not used.
+is order 1, and history across such a point is not used (:mod:`.exponential`).
+
+:func:`paper_step` is the step in the paper's notation; :func:`table_row` flattens the same step
+into weights of ``x_s, M_0, M_1, M_2`` once per grid (the fast path of ``run``).
 """
 
 from __future__ import annotations
@@ -62,35 +69,44 @@ from torch import Tensor
 from ..errors import InterpolantError
 from ..paths import GaussianPath
 from .base import Model, Noise, Solver, State, combine, register, table_for
-from .dpm import NOISE_LAM, DPMSolver, Point, phi, points
+from .dpm import DPMSolver
+from .exponential import Point, multistep_orders, phi, points
 
 THIRD_ORDER = ("consistent", "published")
 THIRD_ORDER_DEFAULT = "published"
-FEW_STEPS = 15  # diffusers' threshold for lower_order_final
 Row = tuple[float, tuple[float, ...], float]  # (c_x, weights of M_0, M_1, M_2, noise std)
 
 
-def multistep_orders(lams: list[float], order: int, lower_order_final: bool) -> list[int]:
-    """The order of each step: warm-up, finite log-SNR history, optional lower final orders."""
-    n = len(lams) - 1
-    orders = []
-    for i in range(n):
-        k = min(order, i + 1)
-        while k > 1 and not all(NOISE_LAM <= lam < math.inf for lam in lams[i - k + 1: i + 2]):
-            k -= 1
-        if lower_order_final and n < FEW_STEPS:
-            k = min(k, n - i)
-        orders.append(k)
-    return orders
+def paper_step(x: Tensor, ms: list[Tensor], hist: list[Point], t: Point, order: int,
+               eta: float, solver_type: str, third: str, noise: Noise) -> Tensor:
+    """One multistep step from ``hist[0]`` to ``t`` as the module docstring writes it.
+
+    ``ms`` are the data predictions at ``hist`` (newest first, as many as ``order``)."""
+    s, h = hist[0], t.lam - hist[0].lam
+    he = (1.0 + eta) * h
+    decay = math.exp(-eta * h) if eta > 0 else 1.0
+    x_t = (t.sigma / s.sigma) * decay * x - t.alpha * math.expm1(-he) * ms[0]
+    if order == 2:
+        d1 = (ms[0] - ms[1]) / ((s.lam - hist[1].lam) / h)
+        midpoint = -0.5 * t.alpha * math.expm1(-he)  # D = M_0 + D1 / 2 with weight phi_1
+        x_t = x_t + (midpoint if solver_type == "midpoint" else t.alpha * he * phi(2, -he)) * d1
+    elif order == 3:
+        r0, r1 = (s.lam - hist[1].lam) / h, (hist[1].lam - hist[2].lam) / h
+        d1_0, d1_1 = (ms[0] - ms[1]) / r0, (ms[1] - ms[2]) / r1
+        d1 = d1_0 + r0 / (r0 + r1) * (d1_0 - d1_1)
+        d2 = (d1_0 - d1_1) / (r0 + r1)
+        c = 2.0 if third == "consistent" else 1.0
+        x_t = x_t + t.alpha * he * (phi(2, -he) * d1 + c * phi(3, -he) * d2)
+    if eta > 0:
+        x_t = x_t + t.sigma * math.sqrt(-math.expm1(-2.0 * eta * h)) * noise.like(x)
+    return x_t
 
 
-def multistep_row(
+def table_row(
     hist: list[Point], t: Point, order: int, eta: float, solver_type: str, third: str
 ) -> tuple[float, list[float], float]:
-    """``(c_x, [w_0, w_1, w_2], noise_std)``: ``x_t = c_x x_s + sum_j w_j M_j + noise_std z``.
-
-    ``hist = [s, s_1, s_2]``, newest first (as many as ``order`` needs).
-    """
+    """:func:`paper_step` as ``(c_x, [w_0, w_1, w_2], noise_std)``:
+    ``x_t = c_x x_s + sum_j w_j M_j + noise_std z`` (``hist`` newest first)."""
     s = hist[0]
     h = t.lam - s.lam
     he = (1.0 + eta) * h
@@ -123,8 +139,8 @@ def multistep_row(
 class DPMSolverPPMultistep(Solver):
     """DPM-Solver++(2M) / (3M), one network evaluation per step; ``eta > 0`` is the SDE form.
 
-    Options: ``solver_type`` (2M: ``"midpoint"`` or ``"heun"``), ``third_order`` (3M:
-    ``"consistent"`` or ``"published"``), ``lower_order_final``, ``eta``.
+    Options: ``solver_type`` (the order-2 weight: ``"midpoint"`` or ``"heun"``), ``third_order``
+    (3M: ``"consistent"`` or ``"published"``), ``lower_order_final``, ``eta``.
     """
 
     order: int = 2
@@ -132,6 +148,7 @@ class DPMSolverPPMultistep(Solver):
     solver_type: str = "midpoint"
     third_order: str = THIRD_ORDER_DEFAULT
     lower_order_final: bool = True
+    multistep = True
 
     def __post_init__(self) -> None:
         if self.order not in (1, 2, 3):
@@ -147,12 +164,16 @@ class DPMSolverPPMultistep(Solver):
         if not (isinstance(self.eta, (int, float)) and self.eta >= 0):
             raise InterpolantError(f"eta must be a number >= 0, got {self.eta!r}")
 
-    def table(self, ts: Tensor, path: GaussianPath) -> tuple[Row, ...]:
-        """``(c_x, (w_0, w_1, w_2), noise_std)`` per step (:func:`multistep_row`)."""
+    def plan(self, ts: Tensor, path: GaussianPath) -> list[tuple[list[Point], Point, int]]:
+        """``(history newest first, t, order)`` per step."""
         pts = points(path, ts)
-        orders = multistep_orders([p.lam for p in pts], self.order, self.lower_order_final)
-        rows = (multistep_row(pts[i - k + 1: i + 1][::-1], pts[i + 1], k, self.eta,
-                              self.solver_type, self.third_order) for i, k in enumerate(orders))
+        orders = multistep_orders(pts, self.order, self.lower_order_final)
+        return [(pts[i - k + 1: i + 1][::-1], pts[i + 1], k) for i, k in enumerate(orders)]
+
+    def table(self, ts: Tensor, path: GaussianPath) -> tuple[Row, ...]:
+        """``(c_x, (w_0, w_1, w_2), noise_std)`` per step (:func:`table_row`)."""
+        rows = (table_row(hist, t, k, self.eta, self.solver_type, self.third_order)
+                for hist, t, k in self.plan(ts, path))
         return tuple((c_x, tuple(w), std) for c_x, w, std in rows)
 
     def run(
@@ -168,13 +189,30 @@ class DPMSolverPPMultistep(Solver):
                 x.add_(noise.like(x), alpha=std)
             yield State(i + 1, times[i + 1], x, outs[0], model.nfe)
 
+    def paper_run(
+        self, model: Model, x: Tensor, ts: Tensor, path: GaussianPath, noise: Noise
+    ) -> Iterator[State]:
+        outs: list[Tensor] = []
+        for i, (hist, t, k) in enumerate(self.plan(ts, path)):
+            outs = [model(x, hist[0].t, "x0")] + outs[:2]
+            x = paper_step(x, outs, hist, t, k, self.eta, self.solver_type, self.third_order,
+                           noise)
+            yield State(i + 1, t.t, x, outs[0], model.nfe)
+
 
 @dataclass(frozen=True)
 class DPMSolverPPSDE(DPMSolverPPMultistep):
     """SDE-DPM-Solver++(2M)/(3M): ``eta = 1`` (default) samples the reverse SDE; ``eta = 0``
-    is the ODE solver. A ``torch.Generator`` per sample makes samples batch-independent."""
+    is the ODE solver. A ``torch.Generator`` per sample makes samples batch-independent.
+    ``solver_type`` defaults to ``"midpoint"`` for 2M and ``"heun"`` for 3M (k-diffusion)."""
 
     eta: float = 1.0
+    solver_type: str = ""
+
+    def __post_init__(self) -> None:
+        if self.solver_type == "":
+            object.__setattr__(self, "solver_type", "heun" if self.order == 3 else "midpoint")
+        super().__post_init__()
 
 
 register("dpm++2m", order=2, eta=0.0)(DPMSolverPPMultistep)

@@ -1,22 +1,26 @@
-"""The EDM sampler: Heun's method in ``sigma~`` with optional churn.
+"""The EDM sampler: Karras et al.'s Algorithm 2, line for line, on any Gaussian path.
 
 Karras, Aittala, Aila & Laine, "Elucidating the Design Space of Diffusion-Based Generative
-Models" (NeurIPS 2022), Algorithm 2. On any Gaussian path it runs in the scaled state
-``x~ = x / alpha`` and noise level ``sigma~ = sigma / alpha = exp(-lam)``, where the
-probability-flow ODE is ``dx~/dsigma~ = (x~ - D) / sigma~ = eps``. Step ``i`` (``N`` steps)::
+Models" (NeurIPS 2022), Algorithm 2. EDM's state is the scaled state ``x~ = x / alpha`` at noise
+level ``sigma~ = sigma / alpha = exp(-lam)`` (its ``t_i``), where the probability-flow ODE is
+``dx~/dsigma~ = (x~ - D(x~; sigma~)) / sigma~``; on VE/EDM paths (``alpha = 1``) these are ``x``
+and ``sigma`` themselves. Step ``i`` of ``N``::
 
-    gamma  = min(s_churn / N, sqrt(2) - 1)  if s_tmin <= sigma~_i <= s_tmax  else 0
-    s^     = sigma~_i (1 + gamma);  x~^ = x~_i + sqrt(s^2 - sigma~_i^2) s_noise z
-    d      = (x~^ - D(x~^, s^)) / s^;          x~_{i+1} = x~^ + (sigma~_{i+1} - s^) d
-    if sigma~_{i+1} > 0:
-        d' = (x~_{i+1} - D(x~_{i+1}, sigma~_{i+1})) / sigma~_{i+1}
-        x~_{i+1} = x~^ + (sigma~_{i+1} - s^) (d + d') / 2
+    3:  sample eps_i ~ N(0, S_noise^2 I)
+    4:  gamma_i = min(S_churn / N, sqrt(2) - 1)  if S_tmin <= t_i <= S_tmax  else 0
+    5:  t^_i = t_i + gamma_i t_i
+    6:  x^_i = x_i + sqrt(t^_i^2 - t_i^2) eps_i
+    7:  d_i = (x^_i - D(x^_i; t^_i)) / t^_i
+    8:  x_{i+1} = x^_i + (t_{i+1} - t^_i) d_i
+    9:  if t_{i+1} != 0:
+    10:     d'_i = (x_{i+1} - D(x_{i+1}; t_{i+1})) / t_{i+1}
+    11:     x_{i+1} = x^_i + (t_{i+1} - t^_i) (d_i / 2 + d'_i / 2)
 
-so a step costs 2 NFE and the last step to ``sigma = 0`` (Euler) costs 1. With ``s_churn = 0``
-it is deterministic Heun in ``sigma~``. The churned level ``s^`` is held inside the path's time
-range (at most ``t = 1``). A step from pure noise (``lam < PURE_NOISE_LAM``: ``sigma~`` infinite
-or ~1e16, rectified flow, cosine and trigonometric paths at ``t = 1``) is a DDIM (Euler) step
-without churn: Heun's average of two noise predictions is multiplied by ``sigma~`` there.
+so a step costs 2 NFE and the last step to ``sigma = 0`` costs 1. With ``S_churn = 0`` it is
+deterministic Heun in ``sigma~`` (Algorithm 1). The churned level ``t^`` is held inside the
+path's time range (at most ``t = 1``). A step from pure noise (:mod:`.exponential`: ``sigma~``
+infinite or ~1e16) is a DDIM step without churn: Heun's average there would multiply two noise
+predictions by ``sigma~``.
 """
 
 from __future__ import annotations
@@ -24,61 +28,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import NamedTuple
 
-import torch
 from torch import Tensor
 
 from ..errors import InterpolantError
 from ..paths import GaussianPath
 from .base import Model, Noise, Solver, State, register
-from .multistep import at_pure_noise
-
-
-class EDMStep(NamedTuple):
-    t_hat: float  # time of the churned level s^
-    churn_x: float  # x^ = churn_x x + churn_z z   (in the path's own scale)
-    churn_z: float
-    alpha_hat: float
-    sigma_hat: float
-    alpha_next: float
-    sigma_next: float
-    c_x: float  # Euler: x_{i+1} = c_x x^ + c_0 D^   (= alpha' (x~^ + (sigma~' - s^) d))
-    c_0: float
-    heun: float  # 0 for an Euler step, else alpha' (sigma~' - s^) / 2
-
-
-def edm_table(
-    path: GaussianPath, ts: Tensor, s_churn: float, s_tmin: float, s_tmax: float, s_noise: float
-) -> list[EDMStep]:
-    """Per-step coefficients of Algorithm 2 on ``path``, in float64."""
-    times, n = ts.tolist(), ts.numel() - 1
-    table = []
-    for s, t in zip(times[:-1], times[1:]):
-        a_s, sg_s = path.scalars(s)[:2]
-        a_t, sg_t = path.scalars(t)[:2]
-        noise_start = at_pure_noise(path, s)
-        st_s = sg_s / a_s if not noise_start else math.inf
-        gamma = min(s_churn / n, math.sqrt(2.0) - 1.0) if s_tmin <= st_s <= s_tmax else 0.0
-        t_hat, churn_x, churn_z = s, 1.0, 0.0
-        if gamma > 0.0 and math.isfinite(st_s):
-            t_hat = min(path.t_of_lam(-math.log(st_s * (1.0 + gamma))), path.t_max)
-            t_hat = max(t_hat, s)
-            a_h, sg_h = path.scalars(t_hat)[:2]
-            st_h = sg_h / a_h
-            if not at_pure_noise(path, t_hat):
-                churn_x = a_h / a_s
-                churn_z = a_h * math.sqrt(max(st_h**2 - st_s**2, 0.0)) * s_noise
-            else:
-                t_hat = s
-        a_h, sg_h = path.scalars(t_hat)[:2]
-        c_x = sg_t / sg_h
-        c_0 = a_t - c_x * a_h
-        heun = 0.0
-        if sg_t > 0.0 and not noise_start:
-            heun = 0.5 * (sg_t - a_t * sg_h / a_h)
-        table.append(EDMStep(t_hat, churn_x, churn_z, a_h, sg_h, a_t, sg_t, c_x, c_0, heun))
-    return table
+from .exponential import Point, ddim_step, is_pure_noise, point, points
 
 
 @register("edm")
@@ -92,6 +48,7 @@ class EDMSampler(Solver):
     s_tmin: float = 0.0
     s_tmax: float = math.inf
     s_noise: float = 1.0
+    nfe_per_step = 2
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.s_churn) and self.s_churn >= 0.0):
@@ -106,21 +63,40 @@ class EDMSampler(Solver):
         if not (math.isfinite(self.s_noise) and self.s_noise >= 0.0):
             raise InterpolantError(f"s_noise must be a finite number >= 0, got {self.s_noise}")
 
+    def churned(self, path: GaussianPath, s: Point, n: int) -> Point:
+        """Lines 4-5: the point ``t^_i`` of raised noise (``s`` itself without churn)."""
+        sigma_s = s.sigma / s.alpha
+        in_range = self.s_tmin <= sigma_s <= self.s_tmax
+        gamma = min(self.s_churn / n, math.sqrt(2.0) - 1.0) if in_range else 0.0
+        if gamma == 0.0:
+            return s
+        hat = point(path, min(path.t_of_lam(-math.log(sigma_s * (1.0 + gamma))), path.t_max))
+        return hat if hat.t > s.t and not is_pure_noise(hat) else s
+
     def run(
         self, model: Model, x: Tensor, ts: Tensor, path: GaussianPath, noise: Noise
     ) -> Iterator[State]:
-        table = edm_table(path, ts, self.s_churn, self.s_tmin, self.s_tmax, self.s_noise)
-        times = ts.tolist()
-        for i, st in enumerate(table):
-            if st.churn_z > 0.0:
-                x = st.churn_x * x + st.churn_z * noise.like(x)
-            x0 = model(x, st.t_hat, "x0")
-            x_next = torch.add(st.c_x * x, x0, alpha=st.c_0)
-            if st.heun:
-                eps = (x - st.alpha_hat * x0) / st.sigma_hat
-                x0_next = model(x_next, times[i + 1], "x0")
-                eps_next = (x_next - st.alpha_next * x0_next) / st.sigma_next
-                x_next = x_next + st.heun * (eps_next - eps)
-                x0 = x0_next
-            x = x_next
-            yield State(i + 1, times[i + 1], x, x0, model.nfe)
+        pts = points(path, ts)
+        n = len(pts) - 1
+        for i, (s, t) in enumerate(zip(pts[:-1], pts[1:])):
+            if is_pure_noise(s):  # no churn, no correction: DDIM from pure noise
+                x0 = model(x, s.t, "x0")
+                c_x, c_0 = ddim_step("data", s, t)
+                x = c_x * x + c_0 * x0
+                yield State(i + 1, t.t, x, x0, model.nfe)
+                continue
+            hat = self.churned(path, s, n)  # lines 4-5
+            x_i, t_i, t_hat, t_next = x / s.alpha, s.sigma / s.alpha, hat.sigma / hat.alpha, (
+                t.sigma / t.alpha)
+            x_hat = x_i  # line 6 (scaled state), with the noise of line 3
+            if hat is not s:
+                x_hat = x_i + math.sqrt(t_hat**2 - t_i**2) * self.s_noise * noise.like(x)
+            x0 = model(hat.alpha * x_hat, hat.t, "x0")
+            d = (x_hat - x0) / t_hat  # line 7
+            x_next = x_hat + (t_next - t_hat) * d  # line 8
+            if t.sigma != 0.0:  # lines 9-11
+                x0 = model(t.alpha * x_next, t.t, "x0")
+                d_prime = (x_next - x0) / t_next
+                x_next = x_hat + (t_next - t_hat) * (0.5 * d + 0.5 * d_prime)
+            x = t.alpha * x_next
+            yield State(i + 1, t.t, x, x0, model.nfe)

@@ -52,6 +52,7 @@ class Heun(Solver):
     """Heun's method on ``dx/dt = u(x, t)``; second order, two evaluations per step."""
 
     needs_gaussian = False
+    nfe_per_step = 2
 
     def run(
         self, model: Model, x: Tensor, ts: Tensor, path: GaussianPath, noise: Noise

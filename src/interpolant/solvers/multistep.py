@@ -24,9 +24,9 @@ a grid that is not uniform in ``sigma~`` (every practical one) the pseudo method
 second order; they integrate polynomial ``eps(sigma~)`` of degree ``order - 1`` exactly on grids
 uniform in ``sigma~``, which the tests check.
 
-A step that starts at pure noise (``lam_s < PURE_NOISE_LAM``: rectified flow, cosine and
-trigonometric paths at ``t = 1``, where ``sigma~`` is infinite or ~1e16) cannot combine noise
-predictions, whose combination is multiplied by ``sigma~_s``; it is a DDIM step (1 NFE).
+A step that starts at pure noise (:mod:`.exponential`: rectified flow, cosine and trigonometric
+paths at ``t = 1``, where ``sigma~`` is infinite or ~1e16) cannot combine noise predictions,
+whose combination is multiplied by ``sigma~_s``; it is a DDIM step (1 NFE).
 """
 
 from __future__ import annotations
@@ -41,16 +41,8 @@ from torch import Tensor
 
 from ..errors import InterpolantError
 from ..paths import GaussianPath
-from .base import Model, Noise, Solver, State, register
-
-#: Below this log-SNR (signal under 3e-7 of the noise) a state counts as pure noise.
-PURE_NOISE_LAM = -15.0
-
-
-def at_pure_noise(path: GaussianPath, t: float) -> bool:
-    """Whether ``x_t`` is pure noise for a solver (``lam(t) < PURE_NOISE_LAM``)."""
-    return path.lam(t) < PURE_NOISE_LAM
-
+from .base import Model, Noise, Solver, State, combine, register
+from .exponential import is_pure_noise, point
 
 #: Adams-Bashforth weights of orders 1..4, newest first.
 AB_WEIGHTS = (
@@ -82,18 +74,10 @@ def transfer(path: GaussianPath, s: float, t: float) -> Transfer:
     a_s, s_s = path.scalars(s)[:2]
     a_t, s_t = path.scalars(t)[:2]
     c_x, c_0 = s_t / s_s, a_t - s_t * a_s / s_s
-    if at_pure_noise(path, s):
+    if is_pure_noise(point(path, s)):
         return Transfer(math.nan, math.nan, c_x, c_0)
     h = path.lam(t) - path.lam(s)
     return Transfer(a_t / a_s, a_t * (s_s / a_s) * math.expm1(-h), c_x, c_0)
-
-
-def combine(weights: tuple[float, ...], history: list[Tensor]) -> Tensor:
-    """``sum_j w_j e_j`` over the newest ``len(weights)`` entries of ``history`` (newest last)."""
-    e = weights[0] * history[-1]
-    for j, w in enumerate(weights[1:], start=2):
-        e = e + w * history[-j]
-    return e
 
 
 def _from_noise(model: Model, x: Tensor, s: float, alpha_s: float, sigma_s: float, phi: Transfer):
@@ -128,7 +112,7 @@ def _multistep(model, x, path, table, warmup, order, half=None) -> Iterator[Stat
     for i, (s, t, phi) in enumerate(table):
         if math.isnan(phi.a):
             x, eps = _from_noise(model, x, s, *path.scalars(s)[:2], phi)
-            history.append(eps)
+            history.insert(0, eps)
         else:
             eps = model(x, s, "eps")
             rule = warmup(i)
@@ -136,11 +120,11 @@ def _multistep(model, x, path, table, warmup, order, half=None) -> Iterator[Stat
                 e = _pseudo_improved_euler(model, x, s, t, phi, eps)
             elif rule == "rk":
                 e = _pseudo_runge_kutta(model, x, s, t, phi, half[i], eps)
-            history.append(eps)
+            history.insert(0, eps)  # newest first
             if rule is None:
-                e = combine(AB_WEIGHTS[min(order(i), len(history)) - 1], history)
+                e = combine(0.0, None, AB_WEIGHTS[min(order(i), len(history)) - 1], history)
             x = phi(x, e)
-        del history[:-3]
+        del history[3:]
         yield State(i + 1, t, x, None, model.nfe)
 
 
@@ -151,6 +135,8 @@ class PLMS(Solver):
     (diffusers' ``PNDMScheduler`` with ``skip_prk_steps=True``). NFE = steps + 1."""
 
     min_steps = 2
+    warmup_nfe = 1
+    multistep = True
 
     def run(
         self, model: Model, x: Tensor, ts: Tensor, path: GaussianPath, noise: Noise
@@ -169,6 +155,11 @@ class PNDM(Solver):
     ``variant="s"`` (S-PNDM): a pseudo improved Euler step, then AB2; NFE = steps + 1."""
 
     variant: str = "f"
+    multistep = True
+
+    @property
+    def warmup_nfe(self) -> int:  # type: ignore[override]
+        return 9 if self.variant == "f" else 1
 
     def __post_init__(self) -> None:
         if self.variant not in ("f", "s"):
@@ -202,6 +193,7 @@ class IPNDM(Solver):
     ``order`` (at most 4) while the history fills. One evaluation per step."""
 
     order: int = 4
+    multistep = True
 
     def __post_init__(self) -> None:
         if isinstance(self.order, bool) or self.order not in (1, 2, 3, 4):

@@ -1,5 +1,5 @@
-"""Stochastic samplers: Euler ancestral, Euler-Maruyama with tunable diffusion, and the
-Langevin corrector that can follow any one-step predictor.
+"""Stochastic samplers: Euler ancestral and Euler-Maruyama with tunable diffusion (the Langevin
+corrector that can follow any one-step predictor is in :mod:`.corrector`).
 
 * ``euler-ancestral`` (k-diffusion ``sample_euler_ancestral``, diffusers
   ``EulerAncestralDiscreteScheduler``), in ``sigma~ = sigma / alpha`` and ``x~ = x / alpha``::
@@ -18,14 +18,7 @@ Langevin corrector that can follow any one-step predictor.
   ``g_nat(t)^2 = 2 sigma^2 |d lam / dt|`` (the forward SDE's ``g^2``: ``c = 1`` is the reverse
   SDE of Song et al. 2021 / DDPM, ``c = 0`` the probability-flow ODE, i.e. ``euler``), or a
   callable ``t -> g(t)^2`` (absolute, in path time). A step from pure noise
-  (``lam < PURE_NOISE_LAM``, where ``g_nat`` is infinite or ~1e16) is taken without noise.
-
-* Langevin correction (Song et al. 2021, "Score-Based Generative Modeling through SDEs",
-  Algorithm 4): at fixed ``t``, ``x <- x + e score + sqrt(2 e) z`` with
-  ``e = 2 snr^2 sigma(t)^2`` (Algorithm 4's ``2 (snr |z| / |score|)^2`` at the expected norms;
-  see :func:`langevin`).
-  :func:`with_corrector` wraps a predictor; ``ip.sample(..., langevin_steps=1, snr=0.16)``
-  does the same.
+  (:mod:`.exponential`, where ``g_nat`` is infinite or ~1e16) is taken without noise.
 """
 
 from __future__ import annotations
@@ -39,9 +32,9 @@ from torch import Tensor
 
 from ..errors import InterpolantError
 from ..paths import GaussianPath
-from .base import Model, Noise, Solver, State, get, register, solver_name
+from .base import Model, Noise, Solver, State, register
 from .ddim import first_order_steps
-from .multistep import at_pure_noise
+from .exponential import is_pure_noise, point, points
 
 
 def ancestral_table(
@@ -76,7 +69,30 @@ class EulerAncestral(Solver):
     def run(
         self, model: Model, x: Tensor, ts: Tensor, path: GaussianPath, noise: Noise
     ) -> Iterator[State]:
-        return first_order_steps(ancestral_table(path, ts, self.eta, self.s_noise), model, x, ts.tolist(), noise)
+        table = ancestral_table(path, ts, self.eta, self.s_noise)
+        return first_order_steps(table, model, x, ts.tolist(), noise)
+
+    def paper_run(
+        self, model: Model, x: Tensor, ts: Tensor, path: GaussianPath, noise: Noise
+    ) -> Iterator[State]:
+        """k-diffusion's ``sample_euler_ancestral`` in the scaled state (the formulas above);
+        from pure noise, where ``x~`` is infinite, the same step written unscaled."""
+        pts = points(path, ts)
+        for i, (s, t) in enumerate(zip(pts[:-1], pts[1:])):
+            x0 = model(x, s.t, "x0")
+            u = min(1.0, self.eta * math.sqrt(-math.expm1(-2.0 * (t.lam - s.lam))))
+            if is_pure_noise(s):
+                eps = (x - s.alpha * x0) / s.sigma
+                x = t.alpha * x0 + t.sigma * math.sqrt(1.0 - u * u) * eps
+            else:
+                sig_s, sig_t = s.sigma / s.alpha, t.sigma / t.alpha
+                sig_up = u * sig_t
+                sig_down = math.sqrt(sig_t**2 - sig_up**2)
+                d = (x / s.alpha - x0) / sig_s
+                x = t.alpha * (x / s.alpha + (sig_down - sig_s) * d)
+            if u * t.sigma * self.s_noise > 0.0:
+                x = x + t.sigma * u * self.s_noise * noise.like(x)
+            yield State(i + 1, t.t, x, x0, model.nfe)
 
 
 Diffusion = float | Callable[[float], float]
@@ -91,6 +107,20 @@ def natural_diffusion(path: GaussianPath, t: float) -> float:
     return 2.0 * s * ds - 2.0 * s * s * da / a
 
 
+def diffusion_g2(path: GaussianPath, diffusion: Diffusion, s: float) -> float:
+    """``g(s)^2``: ``diffusion(s)`` for a callable, else ``diffusion * g_nat(s)^2`` (0 at pure
+    noise)."""
+    if callable(diffusion):
+        g2 = float(diffusion(s))
+        if not (g2 >= 0.0 and math.isfinite(g2)):
+            raise InterpolantError(
+                f"the diffusion callable must return g(t)^2 >= 0 and finite, got {g2} at t={s}"
+            )
+        return g2
+    noisy = diffusion > 0.0 and not is_pure_noise(point(path, s))
+    return diffusion * natural_diffusion(path, s) if noisy else 0.0
+
+
 def maruyama_table(
     path: GaussianPath, ts: Tensor, diffusion: Diffusion
 ) -> list[tuple[float, float, float]]:
@@ -100,16 +130,7 @@ def maruyama_table(
     times, table = ts.tolist(), []
     for s, t in zip(times[:-1], times[1:]):
         a, sg, da, dsg = path.scalars(s)
-        if callable(diffusion):
-            g2 = float(diffusion(s))
-            if not (g2 >= 0.0 and math.isfinite(g2)):
-                raise InterpolantError(
-                    f"the diffusion callable must return g(t)^2 >= 0 and finite, got {g2} "
-                    f"at t={s}"
-                )
-        else:
-            noisy = diffusion > 0.0 and not at_pure_noise(path, s)
-            g2 = diffusion * natural_diffusion(path, s) if noisy else 0.0
+        g2 = diffusion_g2(path, diffusion, s)
         dt, k = t - s, dsg + g2 / (2.0 * sg)
         table.append((1.0 + dt * k / sg, dt * (da - k * a / sg), math.sqrt(g2 * -dt)))
     return table
@@ -137,73 +158,22 @@ class EulerMaruyama(Solver):
     def run(
         self, model: Model, x: Tensor, ts: Tensor, path: GaussianPath, noise: Noise
     ) -> Iterator[State]:
-        return first_order_steps(maruyama_table(path, ts, self.diffusion), model, x, ts.tolist(), noise)
+        table = maruyama_table(path, ts, self.diffusion)
+        return first_order_steps(table, model, x, ts.tolist(), noise)
 
-
-def langevin(
-    model: Model, x: Tensor, t: float, path: GaussianPath, noise: Noise, steps: int, snr: float
-) -> Tensor:
-    """``steps`` Langevin corrector steps at time ``t`` (Song et al. 2021, Algorithm 4)::
-
-        x <- x + e score(x, t) + sqrt(2 e) z,    e = 2 snr^2 sigma(t)^2
-
-    Algorithm 4 sets ``e = 2 (snr |z| / |score|)^2`` so that drift and noise have the ratio
-    ``snr``; we use the expected norms ``|z|^2 = d`` and ``|score|^2 = d / sigma^2`` (exact
-    while noise dominates, an upper bound after). Per-sample norms make a sample near a mode
-    (``|score| ~ 0``) jump arbitrarily far in low dimension, and the reference code's batch
-    means make a sample depend on its batch. Each step costs one evaluation."""
-    step = 2.0 * snr * snr * path.sigma(t) ** 2
-    for _ in range(steps):
-        score = model(x, t, "score")
-        x = x + step * score + math.sqrt(2.0 * step) * noise.like(x)
-    return x
-
-
-@dataclass(frozen=True)
-class PredictorCorrector(Solver):
-    """A predictor step, then ``steps`` Langevin corrector steps at the new time (where
-    ``sigma > 0``), Song et al. 2021 Algorithm 1. The predictor is run on the two-point grid of
-    each step, so it must be a one-step method (a multistep one would lose its history);
-    options of the predictor that depend on the number of steps (``edm``'s ``s_churn / N``)
-    see ``N = 1``. NFE = predictor NFE + ``steps`` per step."""
-
-    predictor: Solver
-    steps: int = 1
-    snr: float = 0.16
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.predictor, Solver):
-            raise InterpolantError("the predictor must be a solver (use with_corrector(name))")
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 0:
-            raise InterpolantError(f"langevin_steps must be an integer >= 0, got {self.steps!r}")
-        if not (math.isfinite(self.snr) and self.snr > 0.0):
-            raise InterpolantError(f"snr must be a finite number > 0, got {self.snr}")
-        if self.predictor.min_steps > 1:
-            raise InterpolantError(
-                f"solver {solver_name(self.predictor)!r} is a multistep method; a Langevin "
-                "corrector needs a one-step predictor such as 'euler-maruyama', 'ddpm', "
-                "'ddim' or 'euler-ancestral'"
-            )
-
-    def validate(self, ts: Tensor, path: object) -> None:
-        super().validate(ts, path)
-        self.predictor.validate(ts[:2], path)
-
-    def run(
+    def paper_run(
         self, model: Model, x: Tensor, ts: Tensor, path: GaussianPath, noise: Noise
     ) -> Iterator[State]:
+        """``x <- x + dt (u - g^2 score / 2) + sqrt(g^2 |dt|) z`` with ``u`` and ``score``
+        from one data prediction."""
         times = ts.tolist()
-        for i in range(len(times) - 1):
-            for state in self.predictor.run(model, x, ts[i : i + 2], path, noise):
-                x = state.x
-            if path.sigma(times[i + 1]) > 0.0:
-                x = langevin(model, x, times[i + 1], path, noise, self.steps, self.snr)
-            yield State(i + 1, times[i + 1], x, state.x0, model.nfe)
-
-
-def with_corrector(
-    solver: str | Solver, steps: int = 1, snr: float = 0.16, **options: object
-) -> PredictorCorrector:
-    """``solver`` (a name with its ``options``, or a solver value) followed by ``steps``
-    Langevin corrector steps of signal-to-noise ratio ``snr`` after every step."""
-    return PredictorCorrector(get(solver, **options), steps, snr)
+        for i, (s, t) in enumerate(zip(times[:-1], times[1:])):
+            a, sg, da, dsg = path.scalars(s)
+            x0 = model(x, s, "x0")
+            eps = (x - a * x0) / sg
+            velocity, score = da * x0 + dsg * eps, -eps / sg
+            g2 = diffusion_g2(path, self.diffusion, s)
+            x = x + (t - s) * (velocity - 0.5 * g2 * score)
+            if g2 > 0.0:
+                x = x + math.sqrt(g2 * (s - t)) * noise.like(x)
+            yield State(i + 1, t, x, x0, model.nfe)

@@ -35,13 +35,14 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor
 
 from ..errors import InterpolantError
 from ..paths import GaussianPath
 from .base import Model, Noise, Solver, State, combine, register, table_for
-from .dpm import FORMS, TARGET, Point, check_form, first_order, phi, plain, points
-from .dpmpp import multistep_orders
+from .exponential import (FORMS, TARGET, Point, check_form, ddim_step, is_end_step,
+                          multistep_orders, phi, points)
 
 VARIANTS = ("bh1", "bh2")
 Row = tuple[float, tuple[float, ...], tuple[float, ...]]  # (c_x, predictor, corrector weights)
@@ -52,10 +53,10 @@ def unipc_rows(
 ) -> tuple[float, list[float], list[float]]:
     """``(c_x, predictor weights over [M_0, M_1, ..], corrector weights over [M_t, M_0, ..])``."""
     s = hist[0]
-    if plain(s, t):
-        c_x, base = first_order("data", s, t)
+    if is_end_step(s, t):
+        c_x, base = ddim_step("data", s, t)
         return c_x, [base], []
-    c_x, base = first_order(form, s, t)
+    c_x, base = ddim_step(form, s, t)
     h = t.lam - s.lam
     hh = -h if form == "data" else h
     scale = t.alpha if form == "data" else t.sigma
@@ -81,6 +82,36 @@ def unipc_rows(
     corr[0] += g * rho_c[-1]
     corr[1] -= g * rho_c[-1]
     return c_x, pred, corr
+
+
+def paper_update(form: str, hist: list[Point], t: Point, ms: list[Tensor], x: Tensor,
+                 order: int, variant: str, m_t: Tensor | None = None) -> Tensor:
+    """UniP-``order`` from ``hist[0]`` to ``t`` (``m_t = None``), or UniC-``order`` with the
+    model output ``m_t`` at the predicted ``x_t``, in the paper's notation (``b`` by the
+    paper's recursion ``h phi_{k+1}``, the systems by ``torch.linalg.solve``)."""
+    s, h = hist[0], t.lam - hist[0].lam
+    hh = -h if form == "data" else h
+    ratio, scale = (t.sigma / s.sigma, t.alpha) if form == "data" else (t.alpha / s.alpha, t.sigma)
+    x_t = ratio * x - scale * math.expm1(hh) * ms[0]  # DDIM
+    if is_end_step(s, t) or (order == 1 and m_t is None):
+        return x_t
+    b_h = hh if variant == "bh1" else math.expm1(hh)
+    rks = [(p.lam - s.lam) / h for p in hist[1:order]] + [1.0]
+    h_phi, fact, b = math.expm1(hh) / hh - 1.0, 1.0, []
+    for i in range(1, order + 1):
+        b.append(h_phi * fact / b_h)
+        fact *= i + 1
+        h_phi = h_phi / hh - 1.0 / fact
+    big_r = torch.tensor([[r ** (i - 1) for r in rks] for i in range(1, order + 1)],
+                         dtype=torch.float64)
+    d1s = [(m - ms[0]) / r for m, r in zip(ms[1:order], rks)]
+    if m_t is None:  # UniP-p: rho = 1/2 for p = 2
+        rho = [0.5] if order == 2 else torch.linalg.solve(big_r[:-1, :-1],
+                                                          torch.tensor(b[:-1], dtype=torch.float64)).tolist()
+        return x_t - scale * b_h * sum(r * d for r, d in zip(rho, d1s))
+    rho = [0.5] if order == 1 else torch.linalg.solve(big_r, torch.tensor(b, dtype=torch.float64)).tolist()
+    correction = sum((r * d for r, d in zip(rho[:-1], d1s)), rho[-1] * (m_t - ms[0]))
+    return x_t - scale * b_h * correction
 
 
 def _solve(a: list[list[float]], b: list[float]) -> list[float]:
@@ -115,6 +146,7 @@ class UniPC(Solver):
     corrector: bool = True
     disable_corrector: tuple[int, ...] = ()
     lower_order_final: bool = True
+    multistep = True
 
     def __post_init__(self) -> None:
         if self.order not in (1, 2, 3):
@@ -128,8 +160,9 @@ class UniPC(Solver):
     def table(self, ts: Tensor, path: GaussianPath) -> tuple[tuple[float, str, Row], ...]:
         """``(t_s, form, (c_x, predictor weights, corrector weights))`` per step."""
         pts = points(path, ts)
-        orders = multistep_orders([p.lam for p in pts], self.order, self.lower_order_final)
-        forms = ["data" if plain(pts[i], pts[i + 1]) else self.form for i in range(len(orders))]
+        orders = multistep_orders(pts, self.order, self.lower_order_final)
+        forms = ["data" if is_end_step(pts[i], pts[i + 1]) else self.form
+                 for i in range(len(orders))]
         rows = (unipc_rows(f, pts[i - k + 1: i + 1][::-1], pts[i + 1], k, self.variant)
                 for i, (k, f) in enumerate(zip(orders, forms)))
         return tuple((pts[i].t, f, (c_x, tuple(pred), tuple(corr)))
@@ -152,5 +185,24 @@ class UniPC(Solver):
             x = combine(row[0], x, row[1], outs)
             yield State(i + 1, times[i + 1], x, m if form == "data" else None, model.nfe)
 
-    def _corrects(self, i: int, row: Row, same: bool) -> bool:
-        return self.corrector and i not in self.disable_corrector and bool(row[2]) and same
+    def paper_run(
+        self, model: Model, x: Tensor, ts: Tensor, path: GaussianPath, noise: Noise
+    ) -> Iterator[State]:
+        pts = points(path, ts)
+        prev = None  # (form, history, t, order, outputs, start state) of the step before
+        outs: list[Tensor] = []
+        for i, k in enumerate(multistep_orders(pts, self.order, self.lower_order_final)):
+            hist, t = pts[i - k + 1: i + 1][::-1], pts[i + 1]
+            form = "data" if is_end_step(hist[0], t) else self.form
+            m = model(x, hist[0].t, TARGET[form])
+            if prev is not None and self._corrects(i - 1, not is_end_step(prev[1][0], prev[2]),
+                                                   prev[0] == form):
+                x = paper_update(*prev[:3], prev[4], prev[5], prev[3], self.variant, m_t=m)
+            outs = [m] + outs[:2]
+            prev = (form, hist, t, k, outs, x)
+            x = paper_update(form, hist, t, outs, x, k, self.variant)
+            yield State(i + 1, t.t, x, m if form == "data" else None, model.nfe)
+
+    def _corrects(self, i: int, row: Row | bool, same: bool) -> bool:
+        corrected = bool(row[2]) if isinstance(row, tuple) else row
+        return self.corrector and i not in self.disable_corrector and corrected and same

@@ -87,3 +87,37 @@ def test_make_refuses_bad_arguments():
         grids.make("uniform", path, 0)
     with pytest.raises(InterpolantError, match="t_end < t_start"):
         grids.make("uniform", path, 5, t_start=0.1, t_end=0.5)
+
+
+_ENDS = (1.0, 0.99999, 0.9995, 0.999, 0.99, 0.9, 0.5, 0.1, 0.01, 1e-3, 5e-4, 1e-4, 1e-6, 0.0)
+
+
+@pytest.mark.parametrize("name", grids.NAMES)
+def test_grids_decrease_between_any_valid_ends(path, name):
+    """Every t_start > t_end gives a strictly decreasing grid with exactly those ends: both ends
+    below the head clip (issue 17.8: VPCosine from 1 to 0.999), both in the clean region of a
+    discrete schedule (sigma = 0 below its first training step), and everything between."""
+    pairs = [(a, b) for a in _ENDS for b in _ENDS if a > b]
+    for t_start, t_end in pairs:
+        for steps in (1, 2, 3, 7, 25):
+            ts = grids.make(name, path, steps, t_start=t_start, t_end=t_end)
+            where = f"{name} {t_start} -> {t_end}, {steps} steps"
+            assert ts.numel() == steps + 1, where
+            assert float(ts[0]) == t_start and float(ts[-1]) == t_end, where
+            assert bool(torch.all(ts[1:] < ts[:-1])), f"{where}: {ts.tolist()}"
+
+
+@pytest.mark.parametrize("path", [ip.paths.VPCosine(), ip.paths.Linear(), ip.paths.Trig()],
+                         ids=repr)
+def test_both_ends_below_the_head_clip(path):
+    """Issue 17.8: from t = 1 to 0.999 (lam -6.5 < LAM_MIN) the head jump lands one unit of lam
+    below t_end, the rest is uniform in lam, and DDIM on it follows the exact flow."""
+    ts = grids.make("logsnr", path, 5, t_end=0.999)
+    lam = path.lam(ts[1:])
+    assert float(lam[0]) == pytest.approx(path.lam(0.999) - 1.0, abs=1e-9)
+    d = lam[1:] - lam[:-1]
+    torch.testing.assert_close(d, torch.full_like(d, 0.25), rtol=1e-9, atol=0)
+    gmm = ip.oracle.GaussianMixture.preset("aniso2d")
+    x = torch.randn(32, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    out = ip.sample(gmm.denoiser(path), x, solver="ddim", steps=5, grid="logsnr", t_end=0.999)
+    torch.testing.assert_close(out, gmm.flow(path, x, 1.0, 0.999), rtol=0, atol=1e-5)

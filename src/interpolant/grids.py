@@ -11,12 +11,15 @@ name           points
                ``rho = 7`` (EDM, Karras et al. 2022, eq. 5)
 =============  ====================================================================
 
-The two log-SNR grids need finite ends. Where ``lam(t_start)`` lies below ``LAM_MIN`` (the
-noise end of cosine, rectified-flow and trigonometric paths, where ``alpha(1) = 0``) the grid
-starts with one jump from ``t_start`` to ``lam = LAM_MIN`` (DPM-Solver's clip for cosine
-schedules), and where ``lam(t_end)`` is infinite (``sigma = 0``) it ends with one jump from
-``lam = LAM_MAX`` (EDM's ``sigma_min = 0.002``) to ``t_end``, as k-diffusion appends
-``sigma = 0`` to its grids.
+The two log-SNR grids need finite ends. Where ``lam(t_start)`` lies below the clip
+``min(LAM_MIN, lam(t_end) - 1)`` (the noise end of cosine, rectified-flow and trigonometric
+paths, where ``alpha(1) = 0``) the grid starts with one jump from ``t_start`` to that clip
+(DPM-Solver's clip for cosine schedules; the second term keeps the clip above ``t_end`` when
+both ends lie in the noise region, as ``dpm-adaptive`` does), and where ``lam(t_end)`` is
+infinite (``sigma = 0``) it ends with one jump from ``lam = max(LAM_MAX, lam_lo + 1)`` (EDM's
+``sigma_min = 0.002``) to ``t_end``, as k-diffusion appends ``sigma = 0`` to its grids. Where
+``sigma(t_start) = 0`` already (below the first training step of a discrete schedule) there is no
+log-SNR to space, and the grid is uniform in ``t``.
 """
 
 from __future__ import annotations
@@ -99,18 +102,14 @@ def _make(
 def _lam_grid(
     name: str, path: GaussianPath, steps: int, t_start: float, t_end: float, rho: float
 ) -> Tensor:
-    if steps == 1:
-        return torch.tensor([t_start, t_end], dtype=torch.float64)
     lam_start, lam_end = path.lam(t_start), path.lam(t_end)
-    head = lam_start < LAM_MIN < lam_end
+    if steps == 1 or not lam_start < lam_end:  # sigma(t_start) = 0: no log-SNR to space
+        return torch.linspace(t_start, t_end, steps + 1, dtype=torch.float64)
+    clip = min(LAM_MIN, lam_end - 1.0)  # lam of the head jump's landing point
+    head = lam_start < clip
     tail = not math.isfinite(lam_end)
-    if not head and not math.isfinite(lam_start):
-        raise InterpolantError(
-            f"grid {name!r} needs a finite log-SNR somewhere in [t_end, t_start]; "
-            f"use grid='uniform' for this interval"
-        )
-    lo = max(lam_start, LAM_MIN)
-    hi = lam_end if not tail else max(LAM_MAX, lo + 1.0)
+    lo = clip if head else lam_start
+    hi = max(LAM_MAX, lo + 1.0) if tail else lam_end
     n = steps - int(head) - int(tail)
     if n <= 0:  # two steps, both jumps: meet in the middle
         inner = torch.tensor([0.5 * (lo + hi)], dtype=torch.float64)

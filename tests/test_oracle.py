@@ -13,6 +13,7 @@ from scipy.stats import multivariate_normal
 
 import interpolant as ip
 from interpolant.errors import InterpolantError
+from interpolant.labels import NULL_LABEL
 
 F64 = torch.float64
 GMM = ip.oracle.GaussianMixture
@@ -143,3 +144,83 @@ def test_bad_mixtures_are_refused():
     with pytest.raises(InterpolantError, match="aniso2d"):
         GMM.preset("gauss3d")
     assert math.isfinite(float(GMM.preset("mix8d").log_prob(torch.zeros(1, 8))))
+
+
+# -- class-conditional mixtures (labels=) ---------------------------------------------------
+
+def _labelled():
+    """``mix8d`` with components (0, 2) in class 0 and (1, 3) in class 1."""
+    base = GMM.preset("mix8d")
+    return GMM(base.means, base.covs, base.weights, labels=torch.tensor([0, 1, 0, 1]))
+
+
+def test_class_log_prob_matches_scipy():
+    gmm = _labelled()
+    x = gmm.sample(40, torch.Generator().manual_seed(20))
+    for c, members in ((0, (0, 2)), (1, (1, 3))):
+        w = gmm.weights[list(members)]
+        ref = np.log(sum(float(w[i] / w.sum()) * multivariate_normal(
+            gmm.means[k].numpy(), gmm.covs[k].numpy()).pdf(x.numpy())
+            for i, k in enumerate(members)))
+        got = gmm.log_prob(x, torch.full((40,), c))
+        np.testing.assert_allclose(got.numpy(), ref, rtol=1e-10)
+    np.testing.assert_allclose(gmm.log_prob(x, torch.full((40,), NULL_LABEL)).numpy(),
+                               gmm.log_prob(x).numpy(), rtol=0)
+
+
+def test_class_conditional_denoiser_is_the_restricted_mixture(path):
+    """den(x, t, c) row by row equals the exact denoiser of p(x0 | c); NULL rows and
+    cond=None the unconditional one."""
+    gmm = _labelled()
+    den = gmm.denoiser(path)
+    x = 1.5 * torch.randn(6, 8, dtype=F64, generator=torch.Generator().manual_seed(21))
+    cond = torch.tensor([0, 1, NULL_LABEL, 1, 0, NULL_LABEL])
+    t = torch.tensor([0.1, 0.3, 0.5, 0.7, 0.9, 0.2], dtype=F64)
+    got = den(x, t, cond)
+    parts = [gmm.restrict(0).denoiser(path), gmm.restrict(1).denoiser(path)]
+    for i, c in enumerate(cond.tolist()):
+        ref = (parts[c] if c != NULL_LABEL else den)(x[i:i + 1], t[i:i + 1])
+        torch.testing.assert_close(got[i:i + 1], ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(den(x, t, None), den(x, t, torch.full((6,), NULL_LABEL)))
+
+
+def test_class_score_is_the_gradient_of_the_class_marginal(path):
+    gmm = _labelled()
+    for c in (0, 1):
+        marginal = gmm.restrict(c).marginal(path, 0.4)
+        x = marginal.sample(8, torch.Generator().manual_seed(22)).requires_grad_(True)
+        (grad,) = torch.autograd.grad(marginal.log_prob(x).sum(), x)
+        got = gmm.score(x.detach(), 0.4, path, torch.full((8,), c))
+        torch.testing.assert_close(got, grad, rtol=1e-8, atol=1e-10)
+
+
+def test_exact_classifier_is_bayes_rule():
+    """log p(c | x_t) = log p(c) + log p_t(x | c) - log p_t(x), from marginal densities."""
+    gmm, path, t = _labelled(), ip.paths.VPCosine(), 0.35
+    x = gmm.marginal(path, t).sample(12, torch.Generator().manual_seed(23))
+    prior = torch.stack([gmm.weights[[0, 2]].sum(), gmm.weights[[1, 3]].sum()])
+    joint = torch.stack([gmm.restrict(c).marginal(path, t).log_prob(x) for c in (0, 1)], 1)
+    expect = prior.log() + joint - gmm.marginal(path, t).log_prob(x)[:, None]
+    torch.testing.assert_close(gmm.class_log_posterior(x, t, path), expect, rtol=1e-10, atol=1e-10)
+    tt = torch.full((12,), t, dtype=F64)
+    torch.testing.assert_close(gmm.classifier(path)(x, tt), expect, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(gmm.class_log_prior(), prior.log())
+
+
+def test_class_conditional_bad_input():
+    gmm, base = _labelled(), GMM.preset("mix8d")
+    x = torch.zeros(3, 8, dtype=F64)
+    with pytest.raises(InterpolantError, match="outside"):
+        gmm.posterior_mean(x, 0.5, 0.5, torch.tensor([0, 2, 1]))
+    with pytest.raises(InterpolantError, match="shape"):
+        gmm.posterior_mean(x, 0.5, 0.5, torch.tensor([0, 1]))
+    with pytest.raises(InterpolantError, match="int64"):
+        gmm.posterior_mean(x, 0.5, 0.5, torch.zeros(3))
+    with pytest.raises(InterpolantError, match="no classes"):
+        base.posterior_mean(x, 0.5, 0.5, torch.tensor([0, 1, 0]))
+    with pytest.raises(InterpolantError, match="without gaps"):
+        GMM(base.means, base.covs, labels=torch.tensor([0, 2, 0, 2]))
+    with pytest.raises(InterpolantError, match="4 integers"):
+        GMM(base.means, base.covs, labels=torch.tensor([0, 1]))
+    torch.testing.assert_close(base.posterior_mean(x, 0.5, 0.5, torch.full((3,), NULL_LABEL)),
+                               base.posterior_mean(x, 0.5, 0.5))

@@ -22,7 +22,8 @@ __version__ = "0.1.0"
 
 # Heavier layers (scikit-learn data, matplotlib plots, networks) load on first use.
 _LAZY = (
-    "app", "bench", "data", "guidance", "images", "metrics", "models", "plots", "training"
+    "app", "bench", "data", "guidance", "images", "interop", "metrics", "models", "plots",
+    "training",
 )
 
 
@@ -47,6 +48,7 @@ __all__ = [
     "grids",
     "guidance",
     "images",
+    "interop",
     "metrics",
     "models",
     "oracle",

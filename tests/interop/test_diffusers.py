@@ -247,3 +247,18 @@ def test_timestep_mapping_follows_training_indices():
     assert mid.item() == pytest.approx(499.5, abs=1e-4)
     flow = DiffusersNet(_unet(), 1000, 0.0)
     assert flow.timestep(torch.tensor([0.25])).item() == 250.0
+
+
+def test_load_a_saved_pipeline_folder(tmp_path):
+    """A DDPM pipeline written by save_pretrained loads back offline: same network, same path."""
+    unet = _unet()
+    sched = diffusers.DDPMScheduler(**BETAS, prediction_type="v_prediction")
+    diffusers.DDPMPipeline(unet=unet, scheduler=sched).save_pretrained(tmp_path)
+    den = ip.interop.load_diffusers(tmp_path)
+    assert den.prediction == "v" and not den.model.training
+    x, t = _noise(), torch.tensor([0.3, 0.9])
+    with torch.no_grad():
+        expected = from_diffusers(unet, sched)(x, t, target="eps")
+        torch.testing.assert_close(den(x, t, target="eps"), expected, rtol=0, atol=0)
+    with pytest.raises(ip.InterpolantError, match="holds no diffusers model"):
+        ip.interop.load_diffusers(tmp_path / "scheduler")

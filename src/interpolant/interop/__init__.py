@@ -2,6 +2,7 @@
 
 >>> import interpolant as ip
 >>> den = ip.interop.from_diffusers(unet, scheduler)       # doctest: +SKIP
+>>> den = ip.interop.load_diffusers("saved_pipeline/")      # doctest: +SKIP
 >>> grid = ip.interop.diffusers_grid(scheduler, steps=20)   # doctest: +SKIP
 >>> x0 = ip.sample(den, noise, solver="dpm++2m", grid=grid) # doctest: +SKIP
 
@@ -15,6 +16,7 @@ from .diffusers_models import (
     diffusers_grid,
     from_diffusers,
     is_flow_matching,
+    load_diffusers,
     scheduler_path,
     shift_time,
 )
@@ -25,6 +27,7 @@ __all__ = [
     "diffusers_grid",
     "from_diffusers",
     "is_flow_matching",
+    "load_diffusers",
     "scheduler_path",
     "shift_time",
 ]

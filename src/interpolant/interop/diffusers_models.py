@@ -48,7 +48,10 @@ from ..labels import NULL_LABEL
 from ..paths import GaussianPath, Linear, VPDiscrete
 from ..predictions import Denoiser
 
-__all__ = ["PREDICTIONS", "DiffusersNet", "diffusers_grid", "from_diffusers", "shift_time"]
+__all__ = [
+    "PREDICTIONS", "DiffusersNet", "diffusers_grid", "from_diffusers", "is_flow_matching",
+    "load_diffusers", "scheduler_path", "shift_time",
+]
 
 PREDICTIONS = {"epsilon": "eps", "v_prediction": "v", "sample": "x0"}
 CONFIG_NAME = "scheduler_config.json"
@@ -71,6 +74,7 @@ class DiffusersNet(nn.Module):
         config = getattr(model, "config", {})
         ada = config.get("num_embeds_ada_norm") if isinstance(config, Mapping) else None
         self.null_class = ada if "DiT" in type(model).__name__ else None
+        self.train(getattr(model, "training", False))  # the wrapper keeps the model's mode
 
     def timestep(self, t: Tensor) -> Tensor:
         """diffusers' ``timestep`` for our times ``t`` (shape ``(B,)``)."""
@@ -180,6 +184,29 @@ def from_diffusers(model: nn.Module, scheduler_or_config: Any) -> Denoiser:
     if kind not in PREDICTIONS:
         raise unknown_name("diffusers prediction_type", kind, PREDICTIONS)
     return Denoiser(DiffusersNet(model, n, -1.0), path, prediction=PREDICTIONS[kind])
+
+
+def load_diffusers(directory: str | os.PathLike[str]) -> Denoiser:
+    """A Denoiser from a folder written by diffusers' ``save_pretrained``: a pipeline folder
+    (``unet/`` or ``transformer/`` beside ``scheduler/``) or a model folder holding its
+    ``config.json`` and weights together with a ``scheduler_config.json``. Nothing is
+    downloaded; the model comes back in eval mode."""
+    import diffusers
+
+    root = Path(directory)
+    folders = [root / "unet", root / "transformer", root]
+    folder = next((f for f in folders if (f / "config.json").is_file()), None)
+    if folder is None:
+        raise InterpolantError(
+            f"{root} holds no diffusers model (config.json in unet/, transformer/ or itself); "
+            "write one with save_pretrained"
+        )
+    name = json.loads((folder / "config.json").read_text()).get("_class_name", "")
+    cls = getattr(diffusers, name, None)
+    if cls is None or not hasattr(cls, "from_pretrained"):
+        raise InterpolantError(f"{folder}/config.json names no diffusers model ({name!r})")
+    model = cls.from_pretrained(folder, local_files_only=True).eval()
+    return from_diffusers(model, root)
 
 
 def shift_time(s: Tensor | float, shift: float) -> Tensor | float:

@@ -22,8 +22,8 @@ __version__ = "0.1.0"
 
 # Heavier layers (scikit-learn data, matplotlib plots, networks) load on first use.
 _LAZY = (
-    "app", "bench", "data", "guidance", "images", "interop", "metrics", "models", "plots",
-    "training",
+    "app", "bench", "data", "discrete", "guidance", "images", "interop", "metrics", "models",
+    "plots", "training",
 )
 
 
@@ -45,6 +45,7 @@ __all__ = [
     "InterpolantError",
     "convert",
     "data",
+    "discrete",
     "grids",
     "guidance",
     "images",

@@ -1,7 +1,8 @@
 """Reference networks: every one is called as ``model(x, t, cond=None)``.
 
 - ``x``: ``(B, D)`` for :class:`MLP`, ``(B, C, H, W)`` for :class:`UNet` and :class:`DiT`,
-  ``(B, C, L)`` for :class:`TemporalUNet`;
+  ``(B, C, L)`` for :class:`TemporalUNet`; int64 tokens ``(B, L)`` for
+  :class:`TokenTransformer` (which returns logits ``(B, L, K)``);
 - ``t``: floating tensor of shape ``(B,)`` in ``[0, 1]`` (``t = 0`` data, ``t = 1`` noise);
 - ``cond``: ``None`` or int64 class labels ``(B,)`` (or ``{"labels": ...}``) for nets built
   with ``num_classes=K``; ``NULL_LABEL`` (-1) means "no label" and uses embedding row ``K``.
@@ -32,6 +33,7 @@ from .embeddings import TIME_SCALE, LabelEmbedding, TimeEmbedding, sinusoidal_em
 from .dit import DiT
 from .mlp import MLP
 from .temporal import TemporalUNet
+from .tokens import TokenTransformer
 from .unet import UNet
 
 __all__ = [
@@ -42,6 +44,7 @@ __all__ = [
     "ReferenceNet",
     "TemporalUNet",
     "TimeEmbedding",
+    "TokenTransformer",
     "UNet",
     "available",
     "build",
@@ -50,7 +53,7 @@ __all__ = [
 ]
 
 _REGISTRY: dict[str, type[ReferenceNet]] = {
-    "dit": DiT, "mlp": MLP, "temporal": TemporalUNet, "unet": UNet,
+    "dit": DiT, "mlp": MLP, "temporal": TemporalUNet, "tokens": TokenTransformer, "unet": UNet,
 }
 
 

@@ -61,6 +61,23 @@ def _check(name, ours, theirs, wrong=None):
         assert _rel(wrong, theirs) > 50 * TOL, (name, _rel(wrong, theirs))
 
 
+def _parity(name, sched, model, solver, wrong, x1=None, cond=None, their_cond=None,
+            split=False, **options):
+    """Run diffusers' loop and ``ip.sample`` on the scheduler's 10 times; ``wrong`` overrides
+    some of our arguments (``den`` a function of the denoiser) and must land far away."""
+    x1 = _noise() if x1 is None else x1
+    grid = diffusers_grid(sched, 10)
+    with torch.no_grad():
+        theirs = _loop(sched, model, x1, their_cond, split)
+        den = from_diffusers(model, sched)
+        ours = ip.sample(den, x1, solver, grid=grid, cond=cond, **options)
+        bad = {"solver": solver, "cond": cond, **options, **wrong}
+        other = bad.pop("den", lambda d: d)(den)
+        far = ip.sample(other, x1, bad.pop("solver"), grid=grid, **bad)
+    _check(name, ours, theirs, far)
+    return den, grid
+
+
 def _off_by_one(den):
     """The same Denoiser with the network called at ``t N`` instead of ``t N - 1``."""
     net = den.model
@@ -72,17 +89,10 @@ def _off_by_one(den):
 def test_ddim(prediction):
     sched = diffusers.DDIMScheduler(**BETAS, prediction_type=prediction, set_alpha_to_one=False,
                                     timestep_spacing="trailing", clip_sample=False)
-    unet, x1 = _unet(), _noise()
-    grid = diffusers_grid(sched, 10)
+    den, grid = _parity(f"ddim-{prediction}", sched, _unet(), "ddim", {"den": _off_by_one})
     assert grid[-1] == pytest.approx(1e-3, rel=1e-6)  # ends at alphas_cumprod[0]
-    with torch.no_grad():
-        theirs = _loop(sched, unet, x1)
-        den = from_diffusers(unet, sched)
-        ours = ip.sample(den, x1, "ddim", grid=grid)
-        wrong = ip.sample(_off_by_one(den), x1, "ddim", grid=grid)
     assert den.prediction == {"epsilon": "eps", "v_prediction": "v", "sample": "x0"}[prediction]
     assert den.nfe == 10
-    _check(f"ddim-{prediction}", ours, theirs, wrong)
 
 
 def test_euler_discrete():
@@ -116,27 +126,13 @@ def test_dpmsolver_multistep_2m(prediction):
     sched = diffusers.DPMSolverMultistepScheduler(
         **BETAS, prediction_type=prediction, algorithm_type="dpmsolver++", solver_order=2,
         final_sigmas_type="sigma_min")
-    unet, x1 = _unet(), _noise()
-    grid = diffusers_grid(sched, 10)
-    with torch.no_grad():
-        theirs = _loop(sched, unet, x1)
-        den = from_diffusers(unet, sched)
-        ours = ip.sample(den, x1, "dpm++2m", grid=grid)
-        wrong = ip.sample(den, x1, "ddim", grid=grid)
-    _check(f"dpm++2m-{prediction}", ours, theirs, wrong)
+    _parity(f"dpm++2m-{prediction}", sched, _unet(), "dpm++2m", {"solver": "ddim"})
 
 
 def test_unipc():
     sched = diffusers.UniPCMultistepScheduler(**BETAS, solver_order=2, solver_type="bh2",
                                               final_sigmas_type="sigma_min")
-    unet, x1 = _unet(), _noise()
-    grid = diffusers_grid(sched, 10)
-    with torch.no_grad():
-        theirs = _loop(sched, unet, x1)
-        den = from_diffusers(unet, sched)
-        ours = ip.sample(den, x1, "unipc", grid=grid, order=2, variant="bh2")
-        wrong = ip.sample(den, x1, "unipc", grid=grid, order=2, variant="bh2", corrector=False)
-    _check("unipc-bh2", ours, theirs, wrong)
+    _parity("unipc-bh2", sched, _unet(), "unipc", {"corrector": False}, order=2, variant="bh2")
 
 
 @pytest.mark.parametrize("shift", [1.0, 3.0])
@@ -181,15 +177,9 @@ def test_unet2d_condition_with_encoder_hidden_states():
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D")).eval()
     sched = diffusers.DDIMScheduler(**BETAS, set_alpha_to_one=False, timestep_spacing="trailing",
                                     clip_sample=False)
-    x1 = _noise()
     text = torch.randn(2, 5, 12, generator=torch.Generator().manual_seed(2))
-    grid = diffusers_grid(sched, 10)
-    with torch.no_grad():
-        theirs = _loop(sched, unet, x1, {"encoder_hidden_states": text})
-        den = from_diffusers(unet, sched)
-        ours = ip.sample(den, x1, "ddim", grid=grid, cond=text)
-        wrong = ip.sample(den, x1, "ddim", grid=grid, cond=text.flip(0))
-    _check("unet2d-condition-ddim", ours, theirs, wrong)
+    _parity("unet2d-condition-ddim", sched, unet, "ddim", {"cond": text.flip(0)}, cond=text,
+            their_cond={"encoder_hidden_states": text})
 
 
 def test_dit_with_class_labels_and_null_label():
@@ -199,15 +189,10 @@ def test_dit_with_class_labels_and_null_label():
         num_layers=2, sample_size=8, patch_size=2, num_embeds_ada_norm=10).eval()
     sched = diffusers.DPMSolverMultistepScheduler(**BETAS, solver_order=2,
                                                   final_sigmas_type="sigma_min")
-    x1 = _noise(3)
-    labels = torch.tensor([3, NULL_LABEL, 7])
-    grid = diffusers_grid(sched, 10)
-    with torch.no_grad():
-        theirs = _loop(sched, dit, x1, {"class_labels": torch.tensor([3, 10, 7])}, split=True)
-        den = from_diffusers(dit, sched)
-        ours = ip.sample(den, x1, "dpm++2m", grid=grid, cond=labels)
-        wrong = ip.sample(den, x1, "dpm++2m", grid=grid, cond={"labels": labels.flip(0)})
-    _check("dit-dpm++2m", ours, theirs, wrong)
+    labels = torch.tensor([3, NULL_LABEL, 7])  # NULL_LABEL is DiT's null class, 10
+    _parity("dit-dpm++2m", sched, dit, "dpm++2m", {"cond": {"labels": labels.flip(0)}},
+            x1=_noise(3), cond=labels, their_cond={"class_labels": torch.tensor([3, 10, 7])},
+            split=True)
 
 
 def test_from_a_config_dict_or_a_saved_config_and_errors(tmp_path):

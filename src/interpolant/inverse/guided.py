@@ -127,30 +127,34 @@ class MeasurementGuided:
 class DPS(MeasurementGuided):
     """Diffusion posterior sampling (Chung et al., ICLR 2023).
 
-    ``p(y | x_t)`` is replaced by ``p(y | x0^(x_t))`` (their eq. 16), so
-    ``g = -grad_{x_t} ||y - A x0^||^2 / (2 sigma_y^2)`` and
-    ``x0~ = x0^ + (sigma^2 / alpha) J^T A^T (y - A x0^) / sigma_y^2``. With ``zeta`` the
-    likelihood is replaced by the normalised step of their Algorithm 1 as the official code
-    writes it, ``g = -zeta grad_{x_t} ||y - A x0^||`` (that is ``zeta_i = zeta / ||y - A x0^||``
-    on the squared norm); needed when ``sigma_y = 0``. The paper takes that step in ``x`` after
-    each of 1000 DDPM steps; here it is a score term, so ``zeta`` does not depend on the grid
-    but its scale differs from the paper's.
+    ``p(y | x_t)`` is replaced by ``p(y | x0^(x_t))`` (their eq. 16). With
+    ``gaussian_likelihood=True`` that is literally ``N(y; A x0^, sigma_y^2 I)``:
+    ``g = J^T A^T (y - A x0^) / sigma_y^2`` and ``x0~ = x0^ + (sigma^2 / alpha) g`` (stiff where
+    ``sigma_y`` is small against the prior: it needs ~1000 steps, as the paper takes). By default
+    the step is normalised as in their Algorithm 1 and the official code,
+    ``g = -zeta grad_{x_t} ||y - A x0^||`` (``zeta_i = zeta / ||y - A x0^||`` on the squared
+    norm), with ``zeta = sqrt(m) / sigma_y`` for ``m`` measurements: the Gaussian likelihood's
+    gradient where the residual has its expected size ``sigma_y sqrt(m)``, bounded where it is
+    larger; pass ``zeta`` when ``sigma_y = 0``. The paper takes its step in ``x`` after each
+    DDPM step; here it is a score term, so the result does not depend on the grid, and the
+    paper's values of ``zeta`` do not carry over.
     """
 
     needs_grad = True
 
     def __init__(self, den: Any, op: Operator, y: Tensor, sigma_y: float,
-                 zeta: float | None = None) -> None:
+                 zeta: float | None = None, gaussian_likelihood: bool = False) -> None:
         super().__init__(den, op, y, sigma_y)
-        if zeta is None and self.sigma_y == 0:
+        if self.sigma_y == 0 and (zeta is None or gaussian_likelihood):
             raise InterpolantError("DPS with sigma_y = 0 needs a step size: pass zeta=...")
         if zeta is not None and not (isinstance(zeta, (int, float)) and zeta > 0):
             raise InterpolantError(f"zeta must be a positive number, got {zeta!r}")
-        self.zeta = zeta
+        self.gaussian_likelihood = bool(gaussian_likelihood)
+        self.zeta = math.sqrt(self.y.numel()) / self.sigma_y if zeta is None else float(zeta)
 
     def _direction(self, x0: Tensor) -> Tensor:
         r = self.residual(x0)
-        if self.zeta is None:
+        if self.gaussian_likelihood:
             return self.op.adjoint(r) / self.sigma_y**2
         norm = r.flatten(1).norm(dim=1).clamp_min(torch.finfo(r.dtype).tiny)
         return self.op.adjoint(r / norm.view(-1, *[1] * (r.ndim - 1))) * self.zeta

@@ -76,7 +76,7 @@ def restore(
             starts from ``N(0, sigma(t_start)^2 I)``.
         solver: default ``"ddpm"`` (ancestral, as the four papers sample).
         shape: the shape of one sample, when ``op.input_shape(y.shape)`` cannot tell.
-        **options: the method's own: ``zeta`` (DPS), ``data_var`` (PiGDM, DDNM), ``jump`` and
+        **options: the method's own: ``zeta``, ``gaussian_likelihood`` (DPS), ``data_var`` (PiGDM, DDNM), ``jump`` and
             ``resample`` (RePaint).
 
     Returns the final data prediction (``denoise_to_zero``) of shape ``(n, *shape)``; its

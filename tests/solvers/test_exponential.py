@@ -16,75 +16,14 @@ import interpolant as ip
 from interpolant.errors import InterpolantError
 from interpolant.oracle import GaussianMixture
 
+from support.orders import reference, rms_error
 from support.paths import PATH_IDS, all_paths
 
 F64 = torch.float64
-STEPS = (80, 160, 320)  # the asymptotic regime on both presets (checked: local slopes settle)
 
 
 def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
-
-
-@pytest.fixture(scope="module")
-def exact():
-    """Per preset: exact denoiser on VPLinear, start points at t = 1 and their exact flow."""
-    cache: dict[str, tuple] = {}
-
-    def get(preset: str):
-        if preset not in cache:
-            gmm, path = GaussianMixture.preset(preset), ip.paths.VPLinear()
-            x1 = torch.randn(64 if gmm.dim == 2 else 40, gmm.dim, generator=_gen(0), dtype=F64)
-            ref = gmm.flow(path, x1, 1.0, path.t_min, rtol=1e-10, atol=1e-10)
-            cache[preset] = (gmm.denoiser(path), x1, ref)
-        return cache[preset]
-
-    return get
-
-
-def _rms(a: torch.Tensor, b: torch.Tensor) -> float:
-    return (a - b).pow(2).sum(1).mean().sqrt().item()
-
-
-# (solver, options, theoretical order, steps). UniPC-p with its corrector is of order p + 1;
-# its slope approaches 4 from below (3.4, 3.7, 3.85 from 160 to 1280 steps on mix8d), hence its
-# finer steps. DPM-Solver++(3M) with the published half D2 term is of order 2; dpm-fast's
-# steps are NFE budgets = 2 (mod 3), so its last step is order 2 and the method order 3.
-BOTH, ANISO = ("aniso2d", "mix8d"), ("aniso2d",)
-ORDERS = [  # variants of a method already checked on both presets run on aniso2d only
-    ("dpm1", {}, 1, STEPS, BOTH),
-    ("dpm2", {}, 2, STEPS, BOTH),
-    ("dpm2", {"form": "data"}, 2, STEPS, ANISO),
-    ("dpm3", {}, 3, STEPS, BOTH),
-    ("dpm3", {"form": "data"}, 3, STEPS, ANISO),
-    ("dpm-fast", {}, 3, (122, 242, 482), BOTH),
-    ("dpm++2s", {}, 2, STEPS, BOTH),
-    ("dpm++2m", {}, 2, STEPS, BOTH),
-    ("dpm++2m", {"solver_type": "heun"}, 2, STEPS, ANISO),
-    ("dpm++3m", {"third_order": "consistent"}, 3, STEPS, BOTH),
-    ("dpm++3m", {"third_order": "published"}, 2, STEPS, BOTH),
-    ("unipc", {"order": 1}, 2, STEPS, BOTH),
-    ("unipc", {"order": 2}, 3, STEPS, BOTH),
-    ("unipc", {"order": 2, "variant": "bh1"}, 3, STEPS, ANISO),
-    ("unipc", {"order": 3}, 4, (320, 640, 1280), BOTH),
-    ("unipc", {"order": 2, "corrector": False}, 2, STEPS, ANISO),
-    ("deis", {"order": 1}, 1, STEPS, ANISO),
-    ("deis", {"order": 2}, 2, STEPS, BOTH),
-    ("deis", {"order": 3}, 3, STEPS, BOTH),
-]
-CASES = [(preset, s, o, k, n) for s, o, k, n, presets in ORDERS for preset in presets]
-
-
-@pytest.mark.parametrize(("preset", "solver", "opts", "order", "steps"), CASES,
-                         ids=[f"{s}-{'-'.join(map(str, o.values()))}-{p}"
-                              for p, s, o, _, _ in CASES])
-def test_convergence_order(exact, preset, solver, opts, order, steps):
-    """log-log slope of the endpoint error vs steps (logsnr grid to t_min, float64)."""
-    den, x1, ref = exact(preset)
-    errs = [_rms(ip.sample(den, x1, solver=solver, steps=n, grid="logsnr", **opts), ref)
-            for n in steps]
-    slope = -np.polyfit(np.log(steps), np.log(errs), 1)[0]
-    assert abs(slope - order) < 0.3, f"{solver} {opts}: errors {errs}, slope {slope:.2f}"
 
 
 def _sample(den, x, solver, steps=12, grid="logsnr", t_start=1.0, t_end=None, **opts):
@@ -191,9 +130,9 @@ def test_every_path(path):
     den = gmm.denoiser(path)
     x = path.sigma(1.0) * torch.randn(32, 2, generator=_gen(5), dtype=F64)
     ref = gmm.flow(path, x, 1.0, path.t_min)
-    ddim_err = _rms(_sample(den, x, "ddim", steps=30), ref)
+    ddim_err = rms_error(_sample(den, x, "ddim", steps=30), ref)
     for name, opts in SOLVERS:
-        err = _rms(_sample(den, x, name, steps=30, **opts), ref)
+        err = rms_error(_sample(den, x, name, steps=30, **opts), ref)
         assert err < 0.2 * ddim_err, f"{name} {opts}: error {err:.3g}, ddim {ddim_err:.3g}"
 
 
@@ -216,7 +155,7 @@ def test_every_prediction_type(path, prediction):
                        ("unipc", {}), ("deis", {})]:
         out = _sample(den, x, name, steps=8, t_start=t_start, **opts)
         base = _sample(exact_x0, x, name, steps=8, t_start=t_start, **opts)
-        assert _rms(out, base) < 1e-9 * _rms(base, 0 * base), f"{name} {opts}"
+        assert rms_error(out, base) < 1e-9 * rms_error(base, 0 * base), f"{name} {opts}"
 
 
 @pytest.mark.parametrize("budget", [6, 7, 8, 20])
@@ -242,16 +181,17 @@ def test_dpm_fast_orders():
 
 
 @pytest.mark.parametrize("order", [2, 3])
-def test_dpm_adaptive_meets_its_tolerance(exact, order):
+def test_dpm_adaptive_meets_its_tolerance(order):
     """Tighter tolerances buy a proportionally smaller error vs the exact flow, and it ends
     exactly at t_end."""
-    den, x1, ref = exact("aniso2d")
+    gmm, path, x1, ref = reference("aniso2d", "vp-linear")
+    den = gmm.denoiser(path)
     errs = []
     for tol in (1e-2, 1e-4):
         states = list(ip.trajectory(den, x1, "dpm-adaptive", steps=5, grid="logsnr",
                                     order=order, rtol=tol, atol=tol))
         assert states[-1].t == ip.paths.VPLinear().t_min
-        errs.append(_rms(states[-1].x, ref))
+        errs.append(rms_error(states[-1].x, ref))
     assert errs[1] < 1e-3 and errs[1] < 0.05 * errs[0], errs
 
 

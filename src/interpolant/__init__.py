@@ -22,8 +22,8 @@ __version__ = "0.1.0"
 
 # Heavier layers (scikit-learn data, matplotlib plots, networks) load on first use.
 _LAZY = (
-    "app", "bench", "data", "discrete", "guidance", "images", "interop", "metrics", "models",
-    "plots", "training",
+    "app", "bench", "data", "discrete", "guidance", "images", "interop", "inverse", "metrics",
+    "models", "plots", "training",
 )
 
 
@@ -50,6 +50,7 @@ __all__ = [
     "guidance",
     "images",
     "interop",
+    "inverse",
     "metrics",
     "models",
     "oracle",

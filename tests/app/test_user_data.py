@@ -39,14 +39,21 @@ def test_train_and_sample_on_an_image_folder_with_a_size(tmp_path, capsys):
     assert (run / "samples" / "ddim_2.png").is_file()
 
 
-def test_train_on_a_csv_and_refuse_a_missing_path(tmp_path, capsys):
+def test_train_eval_report_on_a_csv_and_refuse_a_missing_path(tmp_path, capsys):
     rows = "\n".join(f"{i % 5},{(i * 7) % 3},{i % 2}" for i in range(40))
     (tmp_path / "t.csv").write_text("u,v,label\n" + rows + "\n")
     code, _, err = _run(capsys, "train", "--run-dir", tmp_path / "r", "--data",
                         tmp_path / "t.csv", "--model", "mlp", "--steps", "3",
                         "--batch-size", "8", "--no-progress")
     assert code == 0, err
-    assert (tmp_path / "r" / "metrics.jsonl").is_file()
+    code, _, err = _run(capsys, "eval", "--run-dir", tmp_path / "r", "--solvers", "ddim",
+                        "--nfe", "2", "--n", "20", "--no-progress")
+    assert code == 0, err
+    rows = json.loads((tmp_path / "r" / "eval.json").read_text())["rows"]
+    assert rows[0]["solver"] == "ddim" and rows[0]["nfe"] == 2 and "sliced_w2" in rows[0]
+    code, _, err = _run(capsys, "report", "--run-dir", tmp_path / "r")
+    assert code == 0, err
+    assert (tmp_path / "r" / "report" / "index.html").is_file()
     code, _, err = _run(capsys, "train", "--run-dir", tmp_path / "s", "--data",
                         tmp_path / "missing.csv")
     assert code == 2 and "unknown data set" in err and "path of a file" in err

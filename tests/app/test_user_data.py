@@ -33,7 +33,7 @@ def test_train_and_sample_on_an_image_folder_with_a_size(tmp_path, capsys):
     code, _, err = _run(capsys, *base, *options, "--data", f"{tmp_path / 'imgs'}:size=8")
     assert code == 0, err
     assert json.loads((run / "config.json").read_text())["data"].endswith("imgs:size=8")
-    code, out, err = _run(capsys, "sample", "--run-dir", run, "--solver", "ddim", "--nfe", "2",
+    code, _, err = _run(capsys, "sample", "--run-dir", run, "--solver", "ddim", "--nfe", "2",
                           "--n", "4")
     assert code == 0, err
     assert (run / "samples" / "ddim_2.png").is_file()

@@ -10,7 +10,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 import interpolant as ip
-import interpolant.data as data
+from interpolant import data
 from interpolant.errors import InterpolantError
 from interpolant.models import MLP
 from interpolant.training import train
@@ -109,8 +109,11 @@ def test_csv_with_header_named_labels_and_n(tmp_path):
     x, labels = data.load(f"{file}:label=species")
     torch.testing.assert_close(x, torch.tensor([[1.5, 2.0], [-3.0, 0.4], [0.0, 7.0]]))
     assert labels.tolist() == [0, 1, 0]
-    x2, labels2 = data.load(file, n=2, label="species")
-    assert torch.equal(x2, x[:2]) and labels2.tolist() == [0, 1]
+    x2, labels2 = data.load(file, n=2, label="species", seed=4)
+    keep = torch.randperm(3, generator=torch.Generator().manual_seed(4))[:2].sort().values
+    assert torch.equal(x2, x[keep]) and torch.equal(labels2, labels[keep])
+    with pytest.raises(InterpolantError, match="n must be at most 3"):
+        data.load(file, n=4, label="species")
 
 
 def test_csv_without_header_and_label_column_by_default(tmp_path):

@@ -76,14 +76,18 @@ def load(
       the component labels.
     - other toys: :func:`toy` (float32), no labels.
     - anything else: the user's own file or folder, by :func:`load_source` with ``options``
-      (``size``, ``channels``, ``label``); ``n`` takes the first ``n`` samples and ``seed``
-      is not used.
+      (``size``, ``channels``, ``label``); ``n`` keeps ``n`` samples drawn without
+      replacement by ``seed`` (in file order: a folder lists its classes one after another).
     """
     check_source(name)
     if n is not None:
         n = check_count(n)
     if name not in available():
         x, labels = load_source(name, **options)
+        if n is not None and n < len(x):
+            g = torch.Generator().manual_seed(check_seed(seed))
+            keep = torch.randperm(len(x), generator=g)[:n].sort().values
+            x, labels = x[keep], None if labels is None else labels[keep]
         return _first(x, labels, n, name)
     if options:
         raise InterpolantError(f"options {sorted(options)} apply to files and folders, not to "

@@ -61,9 +61,7 @@ def check_data(x: Any, labels: Any, source: str) -> tuple[Tensor, Tensor | None]
             "(N, C, H, W) images"
         )
     pixels = x.dtype == torch.uint8
-    if x.ndim == 1:
-        x = x[:, None]
-    elif x.ndim == 3:
+    if x.ndim in (1, 3):  # (N,) rows of one value, (N, H, W) one-channel images
         x = x[:, None]
     elif x.ndim == 4 and x.shape[1] not in _CHANNELS and x.shape[-1] in _CHANNELS:
         x = x.permute(0, 3, 1, 2)

@@ -121,12 +121,21 @@ def _start_scale(sched, t):
     return float(sched.init_noise_sigma) * path.alpha(float(t))
 
 
-@pytest.mark.parametrize("prediction", ["epsilon", "v_prediction"])
-def test_dpmsolver_multistep_2m(prediction):
+@pytest.mark.parametrize(("prediction", "final"), [("epsilon", "sigma_min"),
+                                                   ("v_prediction", "sigma_min"),
+                                                   ("epsilon", "zero")])
+def test_dpmsolver_multistep_2m(prediction, final):
+    """With diffusers' default ``final_sigmas_type="zero"`` its last step goes to zero noise
+    with first order (the data prediction): the grid ends at its last time and
+    ``denoise_to_zero`` takes that step; it is the lowered final step, so the steps before it
+    keep their order (``lower_order_final=False``)."""
     sched = diffusers.DPMSolverMultistepScheduler(
         **BETAS, prediction_type=prediction, algorithm_type="dpmsolver++", solver_order=2,
-        final_sigmas_type="sigma_min")
-    _parity(f"dpm++2m-{prediction}", sched, _unet(), "dpm++2m", {"solver": "ddim"})
+        final_sigmas_type=final)
+    _, grid = _parity(f"dpm++2m-{prediction}-{final}", sched, _unet(), "dpm++2m",
+                      {"solver": "dpm++3m"}, denoise_to_zero=final == "zero",
+                      lower_order_final=final != "zero")
+    assert len(grid) == (10 if final == "zero" else 11)
 
 
 def test_unipc():

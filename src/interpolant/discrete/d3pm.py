@@ -121,7 +121,8 @@ class D3PM(Process):
         """``Q_{k_s + 1} ... Q_{k_t}``, one product per distinct ``(k_s, k_t)`` pair."""
         ks, kt = self.index(s), self.index(t)
         out = torch.empty(len(ks), self.num_states, self.num_states, dtype=torch.float64)
-        for a, b in {(int(a), int(b)) for a, b in zip(ks, kt)}:
+        for code in torch.unique(ks * (self.steps + 1) + kt).tolist():
+            a, b = divmod(code, self.steps + 1)
             prod = torch.eye(self.num_states, dtype=torch.float64)
             for q in self.matrices[a:b]:
                 prod = prod @ q

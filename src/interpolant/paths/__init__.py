@@ -21,7 +21,8 @@ from __future__ import annotations
 from ..errors import InterpolantError, unknown_name
 from .base import GaussianPath, Time, broadcast_time, check_time
 from .flows import EDM, VE, Linear, Trig
-from .vp import _BETA_SCHEDULES, VPCosine, VPDiscrete, VPLinear
+from .discrete import _BETA_SCHEDULES, VPDiscrete
+from .vp import VPCosine, VPLinear
 
 __all__ = [
     "GaussianPath",

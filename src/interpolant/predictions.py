@@ -201,6 +201,7 @@ class Denoiser:
         self.time_scale = float(time_scale)
         self.time_shift = float(time_shift)
         self._with_cond = takes_cond(model)
+        self._blind_at_noise = prediction in _THROUGH_ALPHA
         self.nfe = 0
         self._times: dict[tuple, Tensor] = {}
 
@@ -213,14 +214,16 @@ class Denoiser:
         if type(t) is float:
             t_model = self._time_tensor(t, x)
             a, s, da, ds = self.path.scalars(t)
-            self._check_signal(target, t, a, s)
+            if self._blind_at_noise and target in _NEED_ALPHA:
+                self._check_signal(target, t, a, s)
         else:
             t = check_time(t, x)
             if isinstance(t, float):
                 return self(x, t, cond, target)
             t_model = self._scale(t.to(device=x.device, dtype=x.dtype))
             a, s, da, ds = _coefficients(self.path, t, x)
-            self._check_signal(target, t, a, s)
+            if self._blind_at_noise and target in _NEED_ALPHA:
+                self._check_signal(target, t, a, s)
         out = call_network(self.model, self._with_cond, x, t_model, cond)
         self.nfe += 1
         if not isinstance(out, Tensor) or out.shape != x.shape:
@@ -236,9 +239,6 @@ class Denoiser:
     def _check_signal(self, target: str, t: Tensor | float, a: Coef, s: Coef) -> None:
         """Refuse ``target`` from an eps or score network where ``alpha(t) ~ 0`` (see
         ``_THROUGH_ALPHA``): the result would be NaN or its rounding errors times ``1 / alpha``."""
-        formula = _THROUGH_ALPHA.get(self.prediction)
-        if formula is None or target not in _NEED_ALPHA:
-            return
         if isinstance(a, float) and isinstance(s, float):
             if not abs(a) < _TINY * s:
                 return
@@ -250,7 +250,8 @@ class Denoiser:
             t, a = float(torch.as_tensor(t).flatten()[i]), float(torch.as_tensor(a).flatten()[i])
         raise InterpolantError(
             f"{_ARTICLE[self.prediction]} {self.prediction}-predicting network cannot give "
-            f"{target!r} at t = {t:g}, where alpha(t) = {a:.3g} (x0 = {formula} is undefined "
+            f"{target!r} at t = {t:g}, where alpha(t) = {a:.3g} (x0 = "
+            f"{_THROUGH_ALPHA[self.prediction]} is undefined "
             "there); start sampling below the noise end (e.g. t_start=0.999) or train the "
             "network to predict 'v' or 'velocity'"
         )

@@ -77,3 +77,8 @@ def test_cubic_t_of_lam_inverts_lam(pair):
     lam = torch.linspace(float(cubic.lam(1.0)), float(cubic.lam(1e-3)), 3001, dtype=F64)
     torch.testing.assert_close(cubic.lam(cubic.t_of_lam(lam)), lam, rtol=1e-12, atol=1e-12)
     assert cubic.t_of_lam(float(lam[7])) == pytest.approx(float(cubic.t_of_lam(lam)[7]), abs=1e-15)
+
+
+def test_get_passes_the_interpolation():
+    path = ip.paths.get("vp-discrete-scaled_linear", interpolation="cubic")
+    assert path.interpolation == "cubic" and path.num_train_timesteps == 1000

@@ -141,11 +141,13 @@ class VPDiscrete(_VP):
 
     ``interpolation`` places ``log alpha`` between the knots (see :mod:`.discrete`). With the
     default ``"linear"`` the time derivative of ``log alpha`` jumps at every knot, so solvers
-    that step the velocity ``dx/dt`` in ``t`` (``euler``, ``heun``, ``edm``) stall at an error of
-    about ``1 / N`` however many steps they take, while exponential integrators (DDIM,
-    DPM-Solver, UniPC, ...), which see the path only through ``lam`` at their grid points, do
-    not. ``"cubic"`` is a monotone C1 cubic through the same knots (the same ``alphas_cumprod``
-    at every ``t = (k + 1) / N``), on which those solvers converge at their order.
+    that step the velocity ``dx/dt`` in ``t`` (``euler``, ``heun``) stall at an error of about
+    ``1 / N`` however many steps they take (``heun`` on the default schedule, log-SNR grid:
+    7.8e-4 at 64 steps, 5.3e-4 at 128). Solvers that see the path only through ``lam`` (or
+    ``sigma / alpha``) at their grid points (DDIM, DPM-Solver, UniPC, PNDM, ``edm``) are not
+    affected. ``"cubic"`` is a monotone C1 cubic through the same knots (the same
+    ``alphas_cumprod`` at every ``t = (k + 1) / N``), on which ``heun`` is second order again
+    (5.4e-4, 1.4e-4).
     """
 
     alphas_cumprod: Tensor | None = None

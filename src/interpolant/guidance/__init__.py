@@ -13,6 +13,8 @@ counts network evaluations in ``g.nfe`` (a batched two-branch call counts 2; see
 - :class:`ClassifierGuidance` (Dhariwal & Nichol 2021) with :class:`NoiseAwareClassifier`
   and :func:`train_classifier`.
 - :class:`LossGuidance` (Bansal et al. 2023; FlowChef's gradient skipping as an option).
+- :class:`SuperDiffOR` (Skreta et al. 2025): the mixture of several models, weighted by their
+  log-densities from the Itô density estimator.
 """
 
 from .adaptive import AdaptiveCFG
@@ -21,6 +23,7 @@ from .base import Guided
 from .cfg import CFG, cfg_combine
 from .classifier import ClassifierGuidance, NoiseAwareClassifier, class_grad, train_classifier
 from .loss import LossGuidance
+from .superdiff import SuperDiffOR
 
 __all__ = [
     "AdaptiveCFG",
@@ -30,6 +33,7 @@ __all__ = [
     "Guided",
     "LossGuidance",
     "NoiseAwareClassifier",
+    "SuperDiffOR",
     "cfg_combine",
     "class_grad",
     "train_classifier",

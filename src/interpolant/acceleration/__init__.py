@@ -1,0 +1,27 @@
+"""Network and denoiser transforms for speed, and the solver and grid chosen for a budget.
+
+Every method wraps (DESIGN.md: acceleration wraps a denoiser, it does not patch a solver):
+
+- :func:`search`: solver, options and time grid for an NFE budget against a fine reference
+  of the user's own model (AutoDiffusion, USF / S^3);
+- :func:`model_statistics`: DPM-Solver-v3's empirical model statistics of a model and data;
+- :class:`DeepCacheUNet`, :class:`BlockCacheDiT`: feature caching (DeepCache, FORA);
+- :func:`fake_quantize`, :func:`quantize_int8`, :func:`calibration_inputs`: post-training
+  quantization with time-step-aware calibration (PTQ4DM, Q-Diffusion);
+- :func:`compile_network`, :class:`CastNetwork`: ``torch.compile`` with a fallback, bf16;
+- :func:`accelerate`: all of them on a denoiser, returning a denoiser (what the CLI calls);
+- :func:`step_errors`: the per-call error of any of them against the plain denoiser.
+"""
+
+from ._wrap import network_of, rewrap, step_errors
+
+
+
+from .search import DEFAULT_CANDIDATES, SearchResult, search
+from .statistics import model_statistics
+
+__all__ = [
+    "BlockCacheDiT", "CacheSchedule", "CastNetwork", "DEFAULT_CANDIDATES", "DeepCacheUNet",
+    "SearchResult", "accelerate", "calibration_inputs", "compile_network", "fake_quantize",
+    "model_statistics", "network_of", "quantize_int8", "rewrap", "search", "step_errors",
+]

@@ -31,7 +31,7 @@ from torch import Tensor
 from ..errors import InterpolantError
 from .processes import Process, check_tokens, gather_rows, times_of
 
-__all__ = ["TokenOracle", "all_sequences"]
+__all__ = ["TokenOracle", "all_sequences", "labelled_model"]
 
 
 def all_sequences(states: int, length: int) -> Tensor:
@@ -147,3 +147,27 @@ class TokenOracle:
             raise InterpolantError(
                 f"process has K={process.num_tokens} tokens but the oracle has {self.num_tokens}"
             )
+
+
+def labelled_model(
+    oracles: list[TokenOracle], weights: Tensor, process: Process
+) -> Callable[..., Tensor]:
+    """The exact class-conditional network stand-in: ``model(x_t, t, cond)`` returns
+    ``log p(x_0^i | x_t, y)`` for the law ``P(x_0 | y) = oracles[y]``, and for ``cond`` None or
+    ``NULL_LABEL`` entries that of the mixture ``sum_y weights[y] P(x_0 | y)``."""
+    from ..labels import NULL_LABEL
+
+    weights = torch.as_tensor(weights, dtype=torch.float64)
+    mixture = TokenOracle(sum(w * o.table for w, o in zip(weights.tolist(), oracles)))
+
+    def exact(x_t: Tensor, t: Tensor, cond: Any = None) -> Tensor:
+        t = times_of(t, x_t.shape[0])
+        labels = torch.full((x_t.shape[0],), NULL_LABEL) if cond is None else cond
+        out = torch.empty(*x_t.shape, mixture.num_tokens, dtype=torch.float64)
+        for y, law in [(NULL_LABEL, mixture), *enumerate(oracles)]:
+            rows = labels == y
+            if bool(rows.any()):
+                out[rows] = law.marginals(process, x_t[rows], t[rows])
+        return torch.log(out)
+
+    return exact

@@ -52,6 +52,10 @@ class TokenDenoiser:
             )
         return torch.softmax(logits.to(torch.float64), -1)
 
+    def reverse(self, x_t: Tensor, s: float, t: Tensor, cond: Any = None) -> Tensor:
+        """``(B, L, S)``: ``p(x_s^i | x_t)`` from this denoiser (one NFE)."""
+        return self.process.reverse(x_t, self(x_t, t, cond), s, t)
+
 
 def ancestral(
     den: TokenDenoiser, x: Tensor, steps: int, generator: torch.Generator | None,
@@ -61,9 +65,7 @@ def ancestral(
     process, batch = den.process, x.shape[0]
     grid = process.grid(steps)
     for t, s in zip(grid[:-1].tolist(), grid[1:].tolist()):
-        t_b = times_of(t, batch)
-        probs0 = den(x, t_b, cond)
-        x = categorical(process.reverse(x, probs0, s, t_b), generator)
+        x = categorical(den.reverse(x, s, times_of(t, batch), cond), generator)
     return x
 
 
@@ -81,8 +83,7 @@ def tau_leaping(
         rates = process.reverse_rates(x, probs0, 0.5 * (t + s))
         jumps = torch.poisson(rates * (t - s), generator=generator)
         x = torch.where(jumps.sum(-1) == 1, jumps.argmax(-1), x)
-    t_last = times_of(float(grid[-2]), batch)
-    return categorical(process.reverse(x, den(x, t_last, cond), 0.0, t_last), generator)
+    return categorical(den.reverse(x, 0.0, times_of(float(grid[-2]), batch), cond), generator)
 
 
 def first_hitting(
@@ -125,17 +126,25 @@ class Samples(NamedTuple):
 def sample(
     model: Callable[..., Tensor], process: Process, n: int, length: int,
     sampler: str = "ancestral", steps: int | None = 100, generator: torch.Generator | None = None,
-    cond: Any = None, x_start: Tensor | None = None,
+    cond: Any = None, x_start: Tensor | None = None, guidance: float | None = None,
 ) -> Samples:
     """Draw ``n`` sequences of ``length`` tokens: start from the prior at ``t = 1`` (or
-    ``x_start``) and run ``sampler`` (``ancestral``, ``tau-leaping``, ``first-hitting``)."""
+    ``x_start``) and run ``sampler`` (``ancestral``, ``tau-leaping``, ``first-hitting``).
+
+    ``guidance=gamma`` with labels ``cond`` samples with discrete classifier-free guidance
+    (:class:`~.guidance.CFGTokenDenoiser`, 2 NFE per step)."""
     if sampler not in SAMPLERS:
         raise unknown_name("discrete sampler", sampler, SAMPLERS)
     if x_start is None:
         prior = process.prior().expand(n, length, process.num_states)
         x_start = categorical(prior, generator)
     check_tokens(x_start, process.num_states, "x_start")
-    den = model if isinstance(model, TokenDenoiser) else TokenDenoiser(model, process)
+    if guidance is not None:
+        from .guidance import CFGTokenDenoiser
+
+        den: TokenDenoiser = CFGTokenDenoiser(model, process, guidance)
+    else:
+        den = model if isinstance(model, TokenDenoiser) else TokenDenoiser(model, process)
     start = den.nfe
     with torch.no_grad():
         tokens = SAMPLERS[sampler](den, x_start, steps, generator, cond)

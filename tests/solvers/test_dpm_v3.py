@@ -23,7 +23,8 @@ def _gaussian() -> GaussianMixture:
 
 def exact_statistics(lams: torch.Tensor) -> Statistics:
     """Axis-aligned Gaussian: ``sigma eps = c (x - alpha mu)`` with ``c = 1 / (e^{2 lam} v + 1)``
-    per axis, so ``l = c``, ``f = -c mu`` (no dependence on x: ``s = 0``) and ``b = f' = -c' mu``."""
+    per axis, so ``l = c``, ``f = -c mu`` (no dependence on x: ``s = 0``) and
+    ``b = f' = -c' mu``."""
     e = torch.exp(2 * lams)[:, None]
     c = 1 / (e * VAR + 1)
     dc = -2 * e * VAR / (e * VAR + 1) ** 2
@@ -36,7 +37,8 @@ def test_dpmpp_statistics_reduce_to_dpm_solver_pp(path, steps):
     """l = 1, s = b = 0 (the paper's reduction, also the default): order 2 is DPM-Solver++(2M)
     with the phi_2 ("heun") weight, order 3 DPM-Solver++(3M) in its Taylor-consistent form."""
     den = GaussianMixture.preset("aniso2d").denoiser(path)
-    x = path.sigma(1.0) * torch.randn(32, 2, dtype=F64, generator=torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(0)
+    x = path.sigma(1.0) * torch.randn(32, 2, dtype=F64, generator=g)
     pairs = [
         ({"order": 2}, ("dpm++2m", {"solver_type": "heun"})),
         ({"order": 3, "statistics": Statistics.dpmpp()},

@@ -1,0 +1,141 @@
+"""Compilation and reduced precision, and :func:`accelerate`, which applies every method.
+
+- :func:`compile_network`: ``torch.compile`` of the network. Compilation happens at the first
+  call; if ``torch.compile`` is missing or that call fails (no C++ compiler, an unsupported
+  operation) the wrapper warns once and runs the plain network from then on.
+- :class:`CastNetwork`: bf16 (or fp16) inference: a copy of the network in that dtype; inputs
+  are cast down and outputs back up to the caller's dtype (DESIGN.md: model outputs in low
+  precision are upcast before they enter an update).
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import InterpolantError
+from ..network import call_network, takes_cond
+from ._wrap import network_of, rewrap
+from .cache import BlockCacheDiT, DeepCacheUNet
+from .quantize import fake_quantize, quantize_int8
+
+CACHES = ("deepcache", "block")
+
+
+class CompiledNetwork(nn.Module):
+    """``torch.compile(net)`` with the plain ``net`` as fallback (see the module docstring).
+    Other attributes (``forward_cached``, ``levels``, ...) are the plain network's."""
+
+    def __init__(self, net: nn.Module, **compile_options: Any) -> None:
+        super().__init__()
+        self.net = net
+        self.failed: str | None = None
+        try:
+            self._compiled = torch.compile(net, **compile_options)
+        except Exception as err:  # noqa: BLE001 - any failure means: run the plain network
+            self._fail(err)
+
+    def _fail(self, err: Exception) -> None:
+        self.failed = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        warnings.warn(f"torch.compile is unavailable for this network ({self.failed}); "
+                      "running it uncompiled", RuntimeWarning, stacklevel=3)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        if self.failed is None:
+            try:
+                return self._compiled(*args, **kwargs)
+            except Exception as err:  # noqa: BLE001
+                self._fail(err)
+        return self.net(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self._modules["net"], name)
+
+
+def compile_network(net: nn.Module, **compile_options: Any) -> CompiledNetwork:
+    """``torch.compile`` with a fallback (``compile_options`` go to ``torch.compile``)."""
+    return CompiledNetwork(net, **compile_options)
+
+
+class CastNetwork:
+    """Run ``net`` in ``dtype`` (a copy; the caller's network is left as it is)."""
+
+    def __init__(self, net: nn.Module, dtype: torch.dtype = torch.bfloat16) -> None:
+        if dtype not in (torch.bfloat16, torch.float16, torch.float32, torch.float64):
+            raise InterpolantError(f"dtype must be a floating torch dtype, got {dtype!r}")
+        self.net = copy.deepcopy(net).to(dtype)
+        self.dtype = dtype
+        self._with_cond = takes_cond(net)
+
+    def __call__(self, x: Tensor, t: Tensor, cond: Any = None) -> Tensor:
+        out = call_network(self.net, self._with_cond, x.to(self.dtype), t.to(self.dtype), cond)
+        return out.to(x.dtype)
+
+
+def accelerate(
+    denoiser: Any,
+    cache: str | None = None,
+    interval: int = 3,
+    quantize: str | None = None,
+    compile: bool = False,
+    dtype: torch.dtype | None = None,
+    calibration: list | None = None,
+    **cache_options: Any,
+) -> Any:
+    """A denoiser running the network of ``denoiser`` accelerated; the original is unchanged.
+
+    Args:
+        cache: ``"deepcache"`` (U-Net, :class:`DeepCacheUNet`), ``"block"`` (DiT,
+            :class:`BlockCacheDiT`) or ``None``; ``interval`` and ``cache_options`` (``level``,
+            ``blocks``, ``full_calls``) go to the wrapper.
+        quantize: ``"int8"`` (real int8 kernels, :func:`quantize_int8`), ``"fake<bits>"`` (e.g.
+            ``"fake8"``: weights rounded to that many bits) or ``"fake<bits>a"`` (weights and
+            activations, which need ``calibration``, see :func:`calibration_inputs`).
+        compile: ``torch.compile`` with a fallback (:func:`compile_network`).
+        dtype: run the network in this dtype (e.g. ``torch.bfloat16``).
+    Order: quantize, cast, compile, then cache (caching keeps state, so it stays outermost).
+    """
+    net = network_of(denoiser)
+    if not isinstance(net, nn.Module):
+        raise InterpolantError("acceleration needs the denoiser's network to be an nn.Module")
+    if cache is not None and cache not in CACHES:
+        raise InterpolantError(f"unknown cache {cache!r}; choose one of: {', '.join(CACHES)}")
+    if quantize is not None:
+        net = _quantized(net, quantize, calibration)
+    cast = None
+    if dtype is not None:
+        cast = CastNetwork(net, dtype)
+        net = cast.net
+    if compile:
+        net = compile_network(net)
+    if cache == "deepcache":
+        net = DeepCacheUNet(net, interval, **cache_options)
+    elif cache == "block":
+        net = BlockCacheDiT(net, interval, **cache_options)
+    if cast is not None:
+        cast.net = net
+        return rewrap(denoiser, cast)
+    return rewrap(denoiser, net)
+
+
+def _quantized(net: nn.Module, mode: str, calibration: list | None) -> nn.Module:
+    if mode == "int8":
+        return quantize_int8(net)
+    text = str(mode)
+    if text.startswith("fake") and text[4:].rstrip("a").isdigit():
+        return fake_quantize(net, int(text[4:].rstrip("a")), activations=text.endswith("a"),
+                             calibration=calibration)
+    if text.startswith("int") and text[3:].isdigit():
+        raise InterpolantError(
+            f"no {text} kernels: PyTorch's CPU kernels are int8 only; use quantize='int8', or "
+            f"quantize='fake{text[3:]}' to study {text[3:]}-bit accuracy"
+        )
+    raise InterpolantError(f"unknown quantization {mode!r}; use 'int8', 'fake<bits>' or "
+                           "'fake<bits>a' (e.g. 'fake8', 'fake4a')")

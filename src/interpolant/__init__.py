@@ -22,6 +22,7 @@ __version__ = "0.1.0"
 
 # Heavier layers (scikit-learn data, matplotlib plots, networks) load on first use.
 _LAZY = (
+    "acceleration",
     "app", "bench", "data", "discrete", "guidance", "images", "interop", "inverse", "metrics",
     "models", "plots", "training",
 )
@@ -43,6 +44,7 @@ __all__ = [
     "Denoiser",
     "EDMPrecond",
     "InterpolantError",
+    "acceleration",
     "convert",
     "data",
     "discrete",

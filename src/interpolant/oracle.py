@@ -146,17 +146,17 @@ class GaussianMixture:
         return torch.log(prior.index_add_(0, labels, self.weights))
 
     def restrict(self, label: int) -> GaussianMixture:
-        """``p(x0 | c = label)``: class ``label``'s components, weights renormalised (unlabelled)."""
-        keep = self._labelled() == int(label)
+        """``p(x0 | c = label)``: class ``label``'s components, renormalised (no labels)."""
+        own = self._labelled()
+        keep = own == int(label)
         if not keep.any():
-            raise InterpolantError(
-                f"no component has label {label}; classes: 0..{self.num_classes - 1}"  # type: ignore[operator]
-            )
+            raise InterpolantError(f"no component has label {label}; classes: 0..{int(own.max())}")
         return GaussianMixture(self.means[keep], self.covs[keep], self.weights[keep])
 
     def class_log_posterior(self, x: Tensor, t: float | Tensor, path: GaussianPath) -> Tensor:
         """The exact noise-aware classifier ``log p(c | x_t = x)``, shape ``(n, C)``:
-        ``logsumexp_{k: labels[k] = c} log w_k N(x; alpha mu_k, alpha^2 S_k + sigma^2 I) - log p_t(x)``."""
+        ``logsumexp_{k: labels[k] = c} log w_k N(x; alpha mu_k, alpha^2 S_k + sigma^2 I)``
+        minus ``log p_t(x)``."""
         labels = self._labelled()
         log_joint, _, _ = self._components(x, path.alpha(t), path.sigma(t))
         per_class = torch.stack(
@@ -189,11 +189,12 @@ class GaussianMixture:
         if bool(null.all()):
             return None
         own = self._labelled()
-        bad = ~null & ((labels < 0) | (labels >= self.num_classes))  # type: ignore[operator]
+        last = int(own.max())
+        bad = ~null & ((labels < 0) | (labels > last))
         if bad.any():
             raise InterpolantError(
                 f"label {int(labels[bad][0])} is outside this mixture's classes "
-                f"0..{self.num_classes - 1} (NULL_LABEL = {NULL_LABEL} means no label)"  # type: ignore[operator]
+                f"0..{last} (NULL_LABEL = {NULL_LABEL} means no label)"
             )
         log_prior = self.class_log_prior()[labels.clamp(min=0)]
         mask = torch.where(labels[:, None] == own[None], -log_prior[:, None], -math.inf)

@@ -79,7 +79,7 @@ class AdaptiveCFG(CFG):
 
     def agreement(self, x: Tensor, t: Tensor | float, c: Tensor, u: Tensor,
                   space: str) -> float:
-        """``min_b cos(D_c, D_u)`` over the batch in ``self.space`` (branches given in ``space``)."""
+        """``min_b cos(D_c, D_u)`` over the batch in ``self.space`` (branches in ``space``)."""
         ec = self._convert(c, space, self.space, x, t).flatten(1)
         eu = self._convert(u, space, self.space, x, t).flatten(1)
         cos = (ec * eu).sum(1) / (ec.norm(dim=1) * eu.norm(dim=1))

@@ -26,7 +26,7 @@ from ..labels import NULL_LABEL
 from ..paths import check_time
 from ..predictions import TARGETS, convert
 
-__all__ = ["Guided", "check_scale", "labels_of", "with_null", "doubled"]
+__all__ = ["Guided", "check_callable", "check_scale", "labels_of", "with_null", "doubled"]
 
 
 def check_scale(scale: Any, name: str = "scale") -> float:
@@ -38,6 +38,13 @@ def check_scale(scale: Any, name: str = "scale") -> float:
     if not math.isfinite(value):
         raise InterpolantError(f"{name} must be finite, got {value}; pass e.g. {name}=2.0")
     return value
+
+
+def check_callable(fn: Any, name: str) -> Any:
+    """``fn`` if it is callable, else an :class:`InterpolantError` naming it."""
+    if not callable(fn):
+        raise InterpolantError(f"{name} must be callable, got {type(fn).__name__}")
+    return fn
 
 
 def check_unit(value: Any, name: str) -> float:

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from ..errors import InterpolantError
 from ..labels import NULL_LABEL
 from ..paths import GaussianPath
-from .base import Guided, check_scale, labels_of
+from .base import Guided, check_callable, check_scale, labels_of
 
 __all__ = ["ClassifierGuidance", "NoiseAwareClassifier", "train_classifier", "class_grad"]
 
@@ -70,11 +70,8 @@ class ClassifierGuidance(Guided):
     def __init__(self, den: Any, classifier: Classifier, scale: float = 1.0, *,
                  conditional: bool = False) -> None:
         super().__init__(den=den)
-        if not callable(classifier):
-            raise InterpolantError(f"classifier must be callable, got {type(classifier).__name__}")
-        self.den, self.classifier = den, classifier
-        self.scale = check_scale(scale)
-        self.conditional = bool(conditional)
+        self.den, self.classifier = den, check_callable(classifier, "classifier")
+        self.scale, self.conditional = check_scale(scale), bool(conditional)
 
     def _guide(self, x: Tensor, t: Tensor | float, cond: Any, target: str) -> Tensor:
         labels = labels_of(cond, x.shape[0], self.method)

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from ..errors import InterpolantError
-from .base import Guided, check_scale
+from .base import Guided, check_callable, check_scale
 
 __all__ = ["LossGuidance"]
 
@@ -41,11 +41,8 @@ class LossGuidance(Guided):
     def __init__(self, den: Any, loss_fn: Loss, scale: float = 1.0, *,
                  through_denoiser: bool = True) -> None:
         super().__init__(den=den)
-        if not callable(loss_fn):
-            raise InterpolantError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
-        self.den, self.loss_fn = den, loss_fn
-        self.scale = check_scale(scale)
-        self.through_denoiser = bool(through_denoiser)
+        self.den, self.loss_fn = den, check_callable(loss_fn, "loss_fn")
+        self.scale, self.through_denoiser = check_scale(scale), bool(through_denoiser)
 
     def _guide(self, x: Tensor, t: Tensor | float, cond: Any, target: str) -> Tensor:
         with torch.inference_mode(False), torch.enable_grad():

@@ -23,7 +23,8 @@ __version__ = "0.1.0"
 # Heavier layers (scikit-learn data, matplotlib plots, networks) load on first use.
 _LAZY = (
     "acceleration",
-    "app", "bench", "data", "discrete", "guidance", "images", "interop", "inverse", "metrics",
+    "app", "bench", "data", "discrete", "guidance", "images", "interop", "interpolants", "inverse",
+    "metrics",
     "models", "plots", "training",
 )
 
@@ -52,6 +53,7 @@ __all__ = [
     "guidance",
     "images",
     "interop",
+    "interpolants",
     "inverse",
     "metrics",
     "models",

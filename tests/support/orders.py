@@ -57,6 +57,7 @@ ORDERS = [
     ("deis", {"order": 1}, 1, STEPS, ANISO),
     ("deis", {"order": 2}, 2, STEPS, VP),
     ("deis", {"order": 3}, 3, STEPS, VP),
+    ("sde", {"diffusion": 0.0}, 1, STEPS, ANISO),  # the SDE at eps = 0 is the ODE
 ]
 
 #: Solvers whose correctness is not a convergence order, and the test that checks them.

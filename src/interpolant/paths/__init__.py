@@ -21,6 +21,7 @@ from __future__ import annotations
 from ..errors import InterpolantError, unknown_name
 from .base import GaussianPath, Time, broadcast_time, check_time
 from .flows import EDM, VE, Linear, Trig
+from .interpolant import Interpolant
 from .discrete import _BETA_SCHEDULES, VPDiscrete
 from .vp import VPCosine, VPLinear
 
@@ -33,6 +34,7 @@ __all__ = [
     "EDM",
     "Linear",
     "Trig",
+    "Interpolant",
     "Time",
     "broadcast_time",
     "check_time",

@@ -1,0 +1,15 @@
+"""Stochastic interpolants between two data sets: ``x_t = a(t) x_0 + b(t) x_1 + gamma(t) z``.
+
+The path is :class:`interpolant.paths.Interpolant`; this package has the exact oracle between
+two Gaussian mixtures (:class:`TwoSidedMixture`), learned models as samplers see them
+(:class:`InterpolantModel`) and their training (:func:`train`, :func:`coupled`). Sampling uses
+the solvers that need only the velocity (``euler``, ``heun``) and, with a score, ``sde``.
+"""
+
+from ..paths.interpolant import Interpolant
+from .model import InterpolantModel
+from .oracle import ExactInterpolantModel, TwoSidedMixture
+from .training import coupled, independent, interpolate, losses, train
+
+__all__ = ["ExactInterpolantModel", "Interpolant", "InterpolantModel", "TwoSidedMixture",
+           "coupled", "independent", "interpolate", "losses", "train"]

@@ -16,7 +16,8 @@ K, N = 4, 20_000
 
 def draw(oracle, process, sampler, steps, seed=0, n=N):
     g = torch.Generator().manual_seed(seed)
-    return dd.sample(oracle.model(process), process, n, 3, sampler=sampler, steps=steps, generator=g)
+    model = oracle.model(process)
+    return dd.sample(model, process, n, 3, sampler=sampler, steps=steps, generator=g)
 
 
 @pytest.mark.parametrize(
@@ -69,7 +70,8 @@ def test_first_hitting_sampler_is_exact_with_L_evaluations(oracle, stats, sched)
     process = dd.Masked(sched, K)
     out = draw(oracle, process, "first-hitting", None, seed=1)
     assert out.nfe == 3
-    assert stats.tv(stats.empirical_law(out.tokens, K), oracle.probs) < stats.tv_bound(oracle.probs, N)
+    law = stats.empirical_law(out.tokens, K)
+    assert stats.tv(law, oracle.probs) < stats.tv_bound(oracle.probs, N)
 
 
 def test_first_hitting_times_follow_the_order_statistics():

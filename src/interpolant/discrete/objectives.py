@@ -34,7 +34,9 @@ from torch import Tensor
 from ..errors import InterpolantError, unknown_name
 from .processes import Process, check_tokens, gather_rows
 
-__all__ = ["OBJECTIVES", "ctmc_elbo", "d3pm_loss", "d3pm_step_kl", "loss_for", "masked_elbo"]
+__all__ = [
+    "OBJECTIVES", "ctmc_elbo", "d3pm_loss", "d3pm_step_kl", "loss_for", "masked_elbo", "prior_kl",
+]
 
 Model = Callable[..., Tensor]
 
@@ -130,7 +132,8 @@ def prior_kl(process: Process, x0: Tensor) -> Tensor:
     """``(B,)``: ``sum_i KL(q(x_1^i | x_0^i) || prior)`` (0 when the process ends in its prior)."""
     q = process.marginal(x0, 1.0)
     prior = process.prior().expand_as(q)
-    return torch.where(q > 0, q * (torch.log(q) - torch.log(prior)), torch.zeros_like(q)).sum((1, 2))
+    kl = torch.where(q > 0, q * (torch.log(q) - torch.log(prior)), torch.zeros_like(q))
+    return kl.sum((1, 2))
 
 
 OBJECTIVES: dict[str, Callable[..., Tensor]] = {
@@ -142,7 +145,8 @@ def loss_for(process: Process, name: str | None = None) -> Callable[..., Tensor]
     """The objective ``name`` (``md4``, ``ctmc``, ``d3pm``) or the process's default: MD4 for
     masked, the CTMC bound (UDLM) for uniform, the hybrid loss for D3PM matrices."""
     if name is None:
-        name = "d3pm" if not process.continuous else "md4" if process.mask_id is not None else "ctmc"
+        masked = process.mask_id is not None
+        name = "d3pm" if not process.continuous else "md4" if masked else "ctmc"
     if name not in OBJECTIVES:
         raise unknown_name("discrete objective", name, OBJECTIVES)
     if name == "md4" and (process.mask_id is None or not process.continuous):

@@ -1,6 +1,6 @@
 """Benchmarks side by side with the peers, shipped with the package so that the installed
-command reaches them: ``interpolant bench solvers | training | orders``
+command reaches them: ``interpolant bench solvers | training | orders | inverse``
 (``python -m interpolant.bench.solvers`` is the same). Each module has ``main(argv)``.
 """
 
-NAMES = ("solvers", "training", "orders")
+NAMES = ("solvers", "training", "orders", "inverse")

@@ -109,7 +109,7 @@ def test_pigdm_samples_match_the_exact_posterior():
 
     class WrongSign(PiGDM):
         def corrected_x0(self, x, t, cond):
-            return 2 * self.den(x, t, cond, "x0") - super().corrected_x0(x, t, cond)
+            return 2 * self._eval(self.den, x, t, cond, "x0") - super().corrected_x0(x, t, cond)
 
     x1 = torch.randn(4000, 4, generator=_gen(2), dtype=F64)
     wrong = ip.sample(WrongSign(den, op, y, sy, data_var=C), x1, solver="dpm++2m", steps=30,

@@ -27,8 +27,8 @@ import torch
 from torch import Tensor
 
 from ..errors import InterpolantError
-from ..paths import GaussianPath, check_time
-from ..predictions import convert
+from ..guidance.base import Guided
+from ..paths import GaussianPath
 from .operators import RCOND, Operator, as_tensor64
 from .posterior import check_sigma_y
 
@@ -42,11 +42,10 @@ def _wiener(e: Tensor, r2: float, s2: float) -> Tensor:
     return torch.where(keep, 1.0 / torch.where(keep, lam, 1.0), 0.0)
 
 
-class MeasurementGuided:
-    """Base of the guided denoisers: ``g(x, t, cond, target)`` with ``.path`` and ``.nfe``
-    of the wrapped denoiser. Subclasses give :meth:`corrected_x0` at one time ``t``."""
-
-    needs_grad = False
+class MeasurementGuided(Guided):
+    """Base of the guided denoisers (a :class:`~interpolant.guidance.Guided`: ``g(x, t, cond,
+    target)`` with ``.path``, ``.nfe`` counting network evaluations, and the inner denoiser's own
+    counter). Subclasses give :meth:`corrected_x0` at one time ``t``."""
 
     def __init__(self, den: Any, op: Operator, y: Tensor, sigma_y: float,
                  data_var: float = 1.0) -> None:
@@ -55,6 +54,7 @@ class MeasurementGuided:
                 f"{type(self).__name__} needs a denoiser on a Gaussian path (interpolant.Denoiser "
                 f"or a wrapper with .path), got {type(den).__name__}"
             )
+        super().__init__(den=den)
         if not isinstance(op, Operator):
             raise InterpolantError(f"op must be an interpolant.inverse operator, got "
                                    f"{type(op).__name__}")
@@ -64,32 +64,18 @@ class MeasurementGuided:
         self.y = as_tensor64(y, "the measurement y")
         self.sigma_y = check_sigma_y(sigma_y)
 
-    @property
-    def path(self) -> GaussianPath:
-        return self.den.path
-
-    @property
-    def nfe(self) -> int:
-        return self.den.nfe
-
-    def parameter_dtypes(self) -> set[torch.dtype]:
-        get = getattr(self.den, "parameter_dtypes", None)
-        return get() if get is not None else set()
-
-    def __call__(self, x: Tensor, t: Tensor | float, cond: Any = None,
-                 target: str = "x0") -> Tensor:
-        """The ``target`` prediction of the guided model at ``(x, t)``. Per-sample times are
-        served one distinct time at a time."""
-        tc = check_time(t, x)
-        if isinstance(tc, Tensor):
+    def _guide(self, x: Tensor, t: Tensor | float, cond: Any, target: str) -> Tensor:
+        """The ``target`` prediction of the guided model; per-sample times are served one
+        distinct time at a time."""
+        if isinstance(t, Tensor):
             x0 = torch.empty_like(x)
-            for tv in torch.unique(tc).tolist():
-                rows = tc == tv
-                sub = None if cond is None or not isinstance(cond, Tensor) else cond[rows]
-                x0[rows] = self.corrected_x0(x[rows], float(tv), sub if sub is not None else cond)
+            for tv in torch.unique(t).tolist():
+                rows = t == tv
+                sub = cond[rows] if isinstance(cond, Tensor) else cond
+                x0[rows] = self.corrected_x0(x[rows], float(tv), sub)
         else:
-            x0 = self.corrected_x0(x, tc, cond)
-        return convert(x0, "x0", target, x, tc, self.path)
+            x0 = self.corrected_x0(x, t, cond)
+        return self._convert(x0, "x0", target, x, t)
 
     def corrected_x0(self, x: Tensor, t: float, cond: Any) -> Tensor:
         raise NotImplementedError
@@ -116,7 +102,7 @@ class MeasurementGuided:
         direction(x0^)`` (a vector-Jacobian product through the denoiser)."""
         with torch.inference_mode(False), torch.enable_grad():
             xg = x.detach().clone().requires_grad_(True)
-            x0 = self.den(xg, t, cond, "x0")
+            x0 = self._eval(self.den, xg, t, cond, "x0")
             v = direction(x0.detach())
             (g,) = torch.autograd.grad(x0, xg, grad_outputs=v)
         a, s = self.path.alpha(t), self.path.sigma(t)
@@ -139,8 +125,6 @@ class DPS(MeasurementGuided):
     DDPM step; here it is a score term, so the result does not depend on the grid, and the
     paper's values of ``zeta`` do not carry over.
     """
-
-    needs_grad = True
 
     def __init__(self, den: Any, op: Operator, y: Tensor, sigma_y: float,
                  zeta: float | None = None, gaussian_likelihood: bool = False) -> None:
@@ -173,8 +157,6 @@ class PiGDM(MeasurementGuided):
     ``N(m, c I)`` with ``data_var = c``.
     """
 
-    needs_grad = True
-
     def corrected_x0(self, x: Tensor, t: float, cond: Any) -> Tensor:
         r2 = self.r2(t)
         x0, shift = self.pulled_back(x, t, cond, lambda z: self.kalman_direction(z, r2))
@@ -193,7 +175,7 @@ class DDNM(MeasurementGuided):
     """
 
     def corrected_x0(self, x: Tensor, t: float, cond: Any) -> Tensor:
-        x0 = self.den(x, t, cond, "x0")
+        x0 = self._eval(self.den, x, t, cond, "x0")
         if self.sigma_y == 0:
             return x0 + self.op.pinv(self.residual(x0))
         r2 = self.r2(t)

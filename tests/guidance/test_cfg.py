@@ -196,3 +196,18 @@ def test_bad_cond_is_a_clear_error(gmm, points, labels):
         g(points, 0.5, labels, "noise")
     with pytest.raises(InterpolantError, match="denoiser"):
         CFG(lambda x, t, c: x, 2.0)
+
+
+def test_networks_without_an_unconditional_branch_are_refused():
+    path = ip.paths.VPLinear()
+    with pytest.raises(InterpolantError, match="num_classes=None"):
+        CFG(ip.Denoiser(ip.models.MLP(2, hidden=8, depth=1), path), 2.0)
+
+    class NoDropout(torch.nn.Module):
+        num_classes, label_dropout = 3, 0.0
+
+        def forward(self, x, t, cond=None):
+            return x
+
+    with pytest.raises(InterpolantError, match="label dropout"):
+        CFG(ip.Denoiser(NoDropout(), path), 2.0)

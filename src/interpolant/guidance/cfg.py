@@ -77,6 +77,25 @@ def inside_interval(interval: tuple[float, float] | None, t: Tensor | float) -> 
     return inside if bool(inside.any()) else False
 
 
+def check_conditional(den: Any) -> None:
+    """Refuse a network that has no unconditional branch: built without classes
+    (``num_classes=None``) or trained without label dropout (``label_dropout == 0``, when the
+    denoiser or its network records it)."""
+    net = getattr(den, "model", den)
+    if getattr(net, "num_classes", 0) is None:
+        raise InterpolantError(
+            "classifier-free guidance needs a class-conditional network; this one has "
+            "num_classes=None (use classifier guidance or autoguidance instead)"
+        )
+    dropout = getattr(den, "label_dropout", getattr(net, "label_dropout", None))
+    if dropout is not None and float(dropout) == 0.0:
+        raise InterpolantError(
+            "this model was trained without label dropout (label_dropout=0), so its "
+            "unconditional branch is untrained; retrain with label_dropout > 0 (e.g. 0.1) "
+            "or use autoguidance"
+        )
+
+
 class CFG(Guided):
     """Classifier-free guidance ``D_u + w (D_c - D_u)`` (Ho & Salimans 2022) as a denoiser.
 
@@ -99,6 +118,7 @@ class CFG(Guided):
     def __init__(self, den: Any, scale: float = 2.0, *, interval: Any = None,
                  rescale: float = 0.0, rescale_space: str = "x0") -> None:
         super().__init__(den=den)
+        check_conditional(den)
         self.den = den
         self.scale = check_scale(scale)
         self.interval = check_interval(interval)

@@ -127,11 +127,12 @@ def train_classifier(
     losses = []
     for _ in range(steps):
         idx = torch.randint(0, data.shape[0], (batch_size,), generator=generator)
+        x0, y = data[idx.to(data.device)], labels[idx.to(labels.device)]
         t = path.t_min + (1 - path.t_min) * torch.rand(batch_size, generator=generator,
                                                        dtype=dtype)
-        noise = torch.randn(data[idx].shape, generator=generator, dtype=dtype)
-        loss = nn.functional.cross_entropy(
-            classifier(path.sample(data[idx], t, noise), t), labels[idx])
+        noise = torch.randn(x0.shape, generator=generator, dtype=dtype).to(x0.device)
+        t = t.to(x0.device)
+        loss = nn.functional.cross_entropy(classifier(path.sample(x0, t, noise), t), y)
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -25,8 +25,8 @@ KINDS = "a folder of PNG/JPEG images, .npy, .npz, .safetensors, .pt or .csv"
 
 def parse_source(spec: str | Path) -> tuple[Path, dict[str, Any]]:
     """``(path, options)`` of ``"PATH"`` or ``"PATH:key=value,key=value"``."""
-    if isinstance(spec, Path) or Path(spec).exists() or ":" not in spec:
-        return Path(spec), {}
+    if isinstance(spec, Path) or _exists(Path(spec).expanduser()) or ":" not in spec:
+        return Path(spec).expanduser(), {}
     head, _, tail = str(spec).rpartition(":")
     options: dict[str, Any] = {}
     for item in tail.split(","):
@@ -38,7 +38,14 @@ def parse_source(spec: str | Path) -> tuple[Path, dict[str, Any]]:
                 f"keys {', '.join(OPTIONS)} (e.g. 'images/:size=32')"
             )
         options[key] = _option(key, value, spec)
-    return Path(head), options
+    return Path(head).expanduser(), options
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte
+        return False
 
 
 def _option(key: str, value: str, spec: str) -> Any:
@@ -61,7 +68,7 @@ def is_source(spec: str | Path) -> bool:
         path, _ = parse_source(spec)
     except InterpolantError:
         return True  # a path with malformed options: let the loader say what is wrong
-    return path.exists()
+    return _exists(path)
 
 
 def load_source(spec: str | Path, **options: Any) -> tuple[Tensor, Tensor | None]:
@@ -72,7 +79,7 @@ def load_source(spec: str | Path, **options: Any) -> tuple[Tensor, Tensor | None
     if unknown:
         raise InterpolantError(f"unknown data option(s) {unknown}; known: {list(OPTIONS)}")
     options = {**written, **{k: v for k, v in options.items() if v is not None}}
-    if not path.exists():
+    if not _exists(path):
         raise InterpolantError(f"{path} does not exist; give {KINDS}")
     suffix = path.suffix.lower()
     image_only = sorted(set(options) & {"size", "channels"})

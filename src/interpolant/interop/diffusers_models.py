@@ -228,6 +228,10 @@ def diffusers_grid(scheduler: Any, steps: int | None = None) -> Tensor:
     ``final_sigmas_type="sigma_min"``. Schedulers whose last step goes to zero noise (Euler,
     ``final_sigmas_type="zero"``, ``set_alpha_to_one=True``) return the data prediction at
     their last time: the grid then ends there, and ``denoise_to_zero=True`` takes that step.
+    Timesteps between training indices (``timestep_spacing="linspace"`` with a step count
+    that does not divide ``N - 1``) are exact times here, while diffusers' sigma schedulers
+    interpolate ``sigma`` linearly in the index there: a small difference of schedule, not
+    of method ("leading" and "trailing" spacings give integer timesteps).
     """
     if steps is not None:
         scheduler.set_timesteps(steps)

@@ -53,6 +53,13 @@ def test_gray_folder_without_labels_and_forced_channels(tmp_path):
     torch.testing.assert_close(rgb, _scaled(gray).expand(4, 3, 5, 5))
 
 
+def test_sixteen_bit_png(tmp_path):
+    deep = np.array([[0, 65535], [32768, 1000]], dtype=np.uint16)
+    Image.fromarray(deep).save(tmp_path / "deep.png")
+    x, _ = data.load(tmp_path)
+    torch.testing.assert_close(x[0, 0], torch.from_numpy(deep / 32767.5 - 1).float())
+
+
 def test_mixed_gray_and_rgb_become_rgb_and_jpeg_loads(tmp_path):
     _write_images(tmp_path, _pixels(1, 8, 8, 1))
     _write_images(tmp_path / "x", [])  # an empty subfolder is not a class

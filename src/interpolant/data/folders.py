@@ -114,7 +114,7 @@ def _pixels(img, target: tuple[int, int] | int | None) -> np.ndarray:
     from PIL import Image
 
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit: resize as 32-bit floats
-        img, scale = Image.fromarray(np.asarray(img).astype(np.float32), mode="F"), 32767.5
+        img, scale = Image.fromarray(np.asarray(img).astype(np.float32)), 32767.5
     elif img.mode in ("1", "L", "LA"):
         img, scale = img.convert("L"), 127.5
     else:

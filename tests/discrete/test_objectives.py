@@ -61,11 +61,13 @@ def test_ctmc_bound_is_md4_term_by_term_for_the_masked_process(oracle):
     torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("sched", ["linear", "cosine"])
-def test_uniform_ctmc_bound_matches_nll(oracle, sched):
-    """UDLM's continuous-time bound at the exact denoiser has mean -log p(x_0) (exact reverse
-    rates need only per-position marginals, so the bound is tight)."""
-    process = dd.Uniform(sched, K)
+@pytest.mark.parametrize(
+    "process", [dd.Uniform("linear", K), dd.Uniform("cosine", K), dd.Blackout("cosine", K)],
+    ids=["uniform-lin", "uniform-cos", "blackout"],
+)
+def test_ctmc_bound_matches_nll(oracle, process):
+    """UDLM's continuous-time bound (and Blackout's, the same formula) at the exact denoiser has
+    mean -log p(x_0): exact reverse rates need only per-position marginals, so it is tight."""
     x0, g = draws(oracle, 20_000, 5)
     loss = dd.ctmc_elbo(oracle.model(process), process, x0, g)
     assert_zero_mean(loss - oracle.nll(x0))

@@ -18,12 +18,12 @@ def processes() -> list[dd.Process]:
     return [
         dd.Masked("linear", K), dd.Masked("cosine", K), dd.Uniform("linear", K),
         dd.Uniform("cosine", K), dd.D3PM("gaussian", K, 20), dd.D3PM("uniform", K, 20),
-        dd.D3PM("absorbing", K, 20),
+        dd.D3PM("absorbing", K, 20), dd.Blackout("cosine", K),
     ]
 
 
 IDS = ["masked-lin", "masked-cos", "uniform-lin", "uniform-cos", "d3pm-gauss", "d3pm-unif",
-       "d3pm-abs"]
+       "d3pm-abs", "blackout"]
 
 
 def column(v: float, n: int = 1) -> torch.Tensor:
@@ -71,7 +71,11 @@ def test_gaussian_matrices_are_d3pm_formula():
         assert abs(float(q[0, 2]) - math.exp(-16.0 / (16 * beta)) / z) < 1e-12
 
 
-@pytest.mark.parametrize("process", processes()[:4], ids=IDS[:4])
+CONTINUOUS = [0, 1, 2, 3, 7]
+
+
+@pytest.mark.parametrize("process", [processes()[i] for i in CONTINUOUS],
+                         ids=[IDS[i] for i in CONTINUOUS])
 def test_rates_generate_the_marginals(process):
     """d bar(t)/dt = bar(t) rate(t) (forward Kolmogorov), checked by central differences."""
     for t in (0.2, 0.5, 0.8):
@@ -140,6 +144,19 @@ def test_bad_input_raises():
         dd.D3PM("uniform", K, 10).bar(column(0.05))
     with pytest.raises(InterpolantError, match="must divide"):
         dd.D3PM("uniform", K, 10).grid(3)
+
+
+def test_blackout_is_binomial_thinning():
+    """Blackout's bar(t) is Binomial(m; n, alpha(t)): mean n alpha, variance n alpha (1 - alpha);
+    and a sequence of counts decays to all zeros at t = 1."""
+    process = dd.Blackout("linear", 17)
+    bar = process.bar(torch.tensor([0.3], dtype=torch.float64))[0]
+    m = torch.arange(17, dtype=torch.float64)
+    n = torch.arange(17, dtype=torch.float64)
+    torch.testing.assert_close(bar @ m, 0.7 * n)
+    torch.testing.assert_close(bar @ m**2 - (bar @ m) ** 2, 0.7 * 0.3 * n)
+    x0 = torch.randint(0, 17, (4, 64))
+    assert bool((process.noise(x0, 1.0, torch.Generator().manual_seed(0)) == 0).all())
 
 
 def test_tabulated_schedule_interpolates_and_inverts():

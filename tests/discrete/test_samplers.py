@@ -21,8 +21,10 @@ def draw(oracle, process, sampler, steps, seed=0, n=N):
 
 
 @pytest.mark.parametrize(
-    "process", [dd.Masked("cosine", K), dd.Uniform("linear", K), dd.D3PM("gaussian", K, 64)],
-    ids=["masked", "uniform", "d3pm-gauss"],
+    "process",
+    [dd.Masked("cosine", K), dd.Uniform("linear", K), dd.D3PM("gaussian", K, 64),
+     dd.Blackout("linear", K)],
+    ids=["masked", "uniform", "d3pm-gauss", "blackout"],
 )
 def test_exact_ancestral_chain_converges_at_first_order(oracle, stats, process):
     """The ancestral sampler's exact output law (enumerated) tends to the data law as steps

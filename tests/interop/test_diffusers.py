@@ -191,11 +191,15 @@ def test_unet2d_condition_with_encoder_hidden_states():
             their_cond={"encoder_hidden_states": text})
 
 
-def test_dit_with_class_labels_and_null_label():
+def _dit():
     torch.manual_seed(0)
-    dit = diffusers.DiTTransformer2DModel(
+    return diffusers.DiTTransformer2DModel(
         num_attention_heads=2, attention_head_dim=8, in_channels=3, out_channels=6,
         num_layers=2, sample_size=8, patch_size=2, num_embeds_ada_norm=10).eval()
+
+
+def test_dit_with_class_labels_and_null_label():
+    dit = _dit()
     sched = diffusers.DPMSolverMultistepScheduler(**BETAS, solver_order=2,
                                                   final_sigmas_type="sigma_min")
     labels = torch.tensor([3, NULL_LABEL, 7])  # NULL_LABEL is DiT's null class, 10
@@ -215,6 +219,24 @@ def test_every_solver_samples_a_diffusers_model(scheduler):
         with torch.no_grad():
             out = ip.sample(den, x1, solver, steps=4, generator=torch.Generator().manual_seed(0))
         assert out.shape == x1.shape and torch.isfinite(out).all() and den.nfe >= 2, solver
+
+
+def test_classifier_free_guidance_on_dit_is_the_dit_pipeline_formula():
+    """ip.guidance.CFG on the wrapped DiT gives DiTPipeline's guided eps: one batch of
+    conditional and null-class inputs, ``eps_u + w (eps_c - eps_u)`` on the mean channels."""
+    dit, x = _dit(), _noise()
+    sched = diffusers.DDPMScheduler(**BETAS)
+    den = from_diffusers(dit, sched)
+    assert den.model.num_classes == 10
+    with torch.no_grad():
+        ours = ip.guidance.CFG(den, scale=3.0)(x, 0.6, torch.tensor([1, 4]), "eps")
+        out = dit(torch.cat([x, x]), timestep=torch.full((4,), 599), return_dict=False,
+                  class_labels=torch.tensor([1, 4, 10, 10]))[0][:, :3]
+    cond, uncond = out.chunk(2)
+    theirs = uncond + 3.0 * (cond - uncond)
+    assert _rel(ours, theirs) < TOL
+    with pytest.raises(ip.InterpolantError, match="needs a class-conditional network"):
+        ip.guidance.CFG(from_diffusers(_unet(), sched))
 
 
 def test_from_a_config_dict_or_a_saved_config_and_errors(tmp_path):

@@ -72,8 +72,12 @@ class DiffusersNet(nn.Module):
         self.num_train_timesteps = int(num_train_timesteps)
         self.offset = float(offset)
         config = getattr(model, "config", {})
-        ada = config.get("num_embeds_ada_norm") if isinstance(config, Mapping) else None
-        self.null_class = ada if "DiT" in type(model).__name__ else None
+        config = config if isinstance(config, Mapping) else {}
+        # class-conditional networks: DiT keeps a null class after its num_embeds_ada_norm
+        # classes (label dropout in training), UNet2DModel(num_class_embeds=K) has none
+        dit = "DiT" in type(model).__name__
+        self.null_class = config.get("num_embeds_ada_norm") if dit else None
+        self.num_classes = self.null_class if dit else config.get("num_class_embeds")
         self.train(getattr(model, "training", False))  # the wrapper keeps the model's mode
 
     def timestep(self, t: Tensor) -> Tensor:

@@ -17,6 +17,7 @@ from data at ``t = 0`` to noise at ``t = 1``; categorical draws are float64 Gumb
 from .blackout import Blackout
 from .categorical import categorical, gumbel_noise, tail_factor
 from .d3pm import D3PM
+from .duality import argmax_tokens, duo_alpha
 from .guidance import CFGTokenDenoiser, tempered_product
 from .objectives import (
     OBJECTIVES, ctmc_elbo, d3pm_loss, d3pm_step_kl, loss_for, masked_elbo, prior_kl,
@@ -30,10 +31,11 @@ from .schedules import Cosine, Linear, Polynomial, Schedule, Tabulated, schedule
 from .training import DIGIT_LEVELS, digit_tokens, train_tokens
 
 __all__ = [
-    "Blackout", "CFGTokenDenoiser", "D3PM", "DIGIT_LEVELS", "OBJECTIVES", "SAMPLERS", "Cosine",
-    "Linear", "Masked", "Polynomial", "Process", "Samples", "Schedule", "Tabulated",
-    "TokenDenoiser", "TokenOracle", "Uniform", "all_sequences", "ancestral", "categorical",
-    "check_tokens", "ctmc_elbo", "d3pm_loss", "d3pm_step_kl", "digit_tokens", "first_hitting",
-    "gumbel_noise", "labelled_model", "loss_for", "masked_elbo", "prior_kl", "sample", "schedule",
-    "tail_factor", "tau_leaping", "tempered_product", "train_tokens",
+    "Blackout", "CFGTokenDenoiser", "Cosine", "D3PM", "DIGIT_LEVELS", "Linear", "Masked",
+    "OBJECTIVES", "Polynomial", "Process", "SAMPLERS", "Samples", "Schedule", "Tabulated",
+    "TokenDenoiser", "TokenOracle", "Uniform", "all_sequences", "ancestral", "argmax_tokens",
+    "categorical", "check_tokens", "ctmc_elbo", "d3pm_loss", "d3pm_step_kl", "digit_tokens",
+    "duo_alpha", "first_hitting", "gumbel_noise", "labelled_model", "loss_for", "masked_elbo",
+    "prior_kl", "sample", "schedule", "tail_factor", "tau_leaping", "tempered_product",
+    "train_tokens",
 ]

@@ -126,7 +126,10 @@ class TokenOracle:
 
     def masked_bound(self, model: Callable[..., Tensor], process: Process) -> Tensor:
         """``(N,)``: MD4's continuous-time NELBO of every support sequence, in closed form over
-        mask sets (module docstring), with ``model``'s predictions at the masked inputs."""
+        mask sets (module docstring), with ``model``'s predictions at the masked inputs.
+
+        The closed form needs a time-agnostic model (as the exact masked denoiser is: which
+        tokens are masked says nothing about ``t``); the model is called at ``t = 0.5``."""
         if process.mask_id is None:
             raise InterpolantError("masked_bound needs an absorbing (masked) process")
         n, length = len(self.probs), self.length

@@ -142,3 +142,17 @@ def test_vp_discrete_below_its_first_index_reaches_clean_data_not_nan():
     assert torch.all(torch.isfinite(sigma)) and torch.all(alpha <= 1.0)
     assert float(sigma[0]) == 0.0 and float(sigma[-1]) > 0.0
     assert torch.all(sigma[1:] >= sigma[:-1])
+
+
+def test_sub_vp_variance_solves_its_sde():
+    """Song et al. 2021, eq. 29: dx = -beta/2 x dt + sqrt(beta (1 - e^{-2B})) dW from a point
+    gives the variance ODE dV/dt = -beta V + beta (1 - e^{-2B}), V(0) = 0."""
+    sub, vp = ip.paths.SubVP(), ip.paths.VPLinear()
+    t = torch.linspace(0.01, 0.99, 41, dtype=torch.float64)
+    alpha, sigma, d_sigma = sub.alpha(t), sub.sigma(t), sub.d_sigma(t)
+    beta = vp.beta_min + t * (vp.beta_max - vp.beta_min)
+    big_b = -2.0 * torch.log(alpha)
+    dv = 2.0 * sigma * d_sigma
+    assert torch.allclose(dv, -beta * sigma**2 + beta * -torch.expm1(-2.0 * big_b), rtol=1e-10)
+    assert torch.allclose(alpha, vp.alpha(t), rtol=1e-14)  # the drift, hence the mean, of VP
+    assert torch.all(sigma < vp.sigma(t))

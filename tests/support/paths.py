@@ -15,10 +15,11 @@ def all_paths() -> list:
         ip.paths.EDM(),
         ip.paths.Linear(),
         ip.paths.Trig(),
+        ip.paths.SubVP(),
     ]
 
 
 PATH_IDS = [
     "vp-linear", "vp-cosine", "vp-discrete-linear", "vp-discrete-scaled", "ve", "edm",
-    "linear", "trig",
+    "linear", "trig", "sub-vp",
 ]

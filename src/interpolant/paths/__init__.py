@@ -23,12 +23,13 @@ from .base import GaussianPath, Time, broadcast_time, check_time
 from .flows import EDM, VE, Linear, Trig
 from .interpolant import Interpolant
 from .discrete import _BETA_SCHEDULES, VPDiscrete
-from .vp import VPCosine, VPLinear
+from .vp import SubVP, VPCosine, VPLinear
 
 __all__ = [
     "GaussianPath",
     "VPLinear",
     "VPCosine",
+    "SubVP",
     "VPDiscrete",
     "VE",
     "EDM",
@@ -45,6 +46,7 @@ __all__ = [
 _PATHS: dict[str, type[GaussianPath]] = {
     "vp-linear": VPLinear,
     "vp-cosine": VPCosine,
+    "sub-vp": SubVP,
     "ve": VE,
     "edm": EDM,
     "linear": Linear,

@@ -74,6 +74,32 @@ class VPLinear(_VP):
 
 
 @dataclass(frozen=True)
+class SubVP(VPLinear):
+    """The sub-VP SDE of Song et al. 2021 (eq. 29): VPLinear's drift with the diffusion
+    ``beta(t) (1 - exp(-2 B(t)))``, ``B(t) = int_0^t beta``. Its marginals keep VPLinear's
+    ``alpha = exp(-B / 2)`` and shrink the noise to ``sigma = 1 - alpha^2`` (variance
+    ``(1 - e^{-B})^2``, below VP's ``1 - e^{-B}``), so ``alpha^2 + sigma^2 < 1``.
+    """
+
+    def _sigma(self, t: Tensor) -> Tensor:
+        return -torch.expm1(2.0 * self._log_alpha(t))
+
+    def _d_sigma(self, t: Tensor) -> Tensor:
+        return -2.0 * self._alpha(t) ** 2 * self._d_log_alpha(t)
+
+    def _lam(self, t: Tensor) -> Tensor:
+        log_alpha = self._log_alpha(t)
+        return log_alpha - torch.log(-torch.expm1(2.0 * log_alpha))
+
+    def _t_of_lam(self, lam: Tensor) -> Tensor:
+        # alpha / (1 - alpha^2) = e^lam:  alpha = 2 e^lam / (1 + sqrt(1 + 4 e^{2 lam}))
+        log_alpha = math.log(2.0) + lam - torch.log1p(torch.sqrt(1.0 + 4.0 * torch.exp(2.0 * lam)))
+        d = self.beta_max - self.beta_min
+        tmp = 2.0 * d * (-2.0 * log_alpha)
+        return tmp / (torch.sqrt(self.beta_min**2 + tmp) + self.beta_min) / d
+
+
+@dataclass(frozen=True)
 class VPCosine(_VP):
     """Cosine schedule: ``alpha(t) = cos(phi(t)) / cos(phi(0))``, ``phi(t) = (t+s)/(1+s) pi/2``.
 

@@ -16,6 +16,7 @@ from . import grids, oracle, paths, predictions, solvers
 from .errors import InterpolantError
 from .precond import EDMPrecond
 from .predictions import Denoiser, convert
+from .inversion import invert
 from .solvers import sample, trajectory
 
 __version__ = "0.1.0"

@@ -38,7 +38,7 @@ LAM_MAX = -math.log(0.002)
 
 NAMES = ("uniform", "quadratic", "logsnr", "karras")
 
-__all__ = ["NAMES", "LAM_MIN", "LAM_MAX", "make", "check", "available"]
+__all__ = ["NAMES", "LAM_MIN", "LAM_MAX", "make", "between", "check", "available"]
 
 
 def available() -> list[str]:
@@ -128,11 +128,22 @@ def _lam_grid(
     return torch.cat(parts)
 
 
-def check(ts: Tensor) -> Tensor:
+def between(name: str, path: GaussianPath, steps: int, t_from: float, t_to: float,
+            rho: float = 7.0) -> Tensor:
+    """The grid ``name`` from ``t_from`` to ``t_to`` in either direction: where
+    ``t_from < t_to`` (an inversion, data towards noise) it is :func:`make`'s grid from
+    ``t_to`` down to ``t_from``, reversed, so an inversion visits the points sampling does."""
+    if float(t_from) < float(t_to):
+        return make(name, path, steps, t_to, t_from, rho).flip(0)
+    return make(name, path, steps, t_from, t_to, rho)
+
+
+def check(ts: Tensor, increasing: bool = False) -> Tensor:
     """Validate an explicit grid and return it as a float64 CPU tensor.
 
     A grid is a 1-D tensor of at least two finite times in ``[0, 1]``, strictly decreasing
-    (sampling runs from noise towards data).
+    (sampling runs from noise towards data), or strictly increasing with ``increasing=True``
+    (an inversion runs from data towards noise).
     """
     if not isinstance(ts, Tensor):
         try:
@@ -149,10 +160,13 @@ def check(ts: Tensor) -> Tensor:
         )
     if not torch.isfinite(ts).all() or ts.min() < 0 or ts.max() > 1:
         raise InterpolantError("grid times must be finite and lie in [0, 1]")
-    if not torch.all(ts[1:] < ts[:-1]):
-        bad = int(torch.nonzero(ts[1:] >= ts[:-1])[0])
+    wrong = ts[1:] <= ts[:-1] if increasing else ts[1:] >= ts[:-1]
+    if wrong.any():
+        bad = int(torch.nonzero(wrong)[0])
+        way = ("increasing (an inversion runs from data at t=0 towards noise at t=1)"
+               if increasing else "decreasing (noise at t=1 towards data at t=0)")
         raise InterpolantError(
-            f"a grid must be strictly decreasing (noise at t=1 towards data at t=0); "
+            f"a grid must be strictly {way}; "
             f"t[{bad}]={ts[bad].item():.6g} is followed by t[{bad + 1}]={ts[bad + 1].item():.6g}"
         )
     return ts

@@ -136,7 +136,9 @@ class Solver:
     the log-SNR, so it needs a :class:`~interpolant.paths.GaussianPath`), ``min_steps`` (the
     shortest grid it accepts), ``nfe_per_step`` and ``warmup_nfe`` (see :meth:`max_nfe`),
     ``multistep`` (it uses the history of earlier steps, so it cannot be run one step at a
-    time), ``own_grid`` (it picks its own steps between the ends of the grid it receives).
+    time), ``own_grid`` (it picks its own steps between the ends of the grid it receives),
+    ``invertible`` (it can run an increasing grid, from data towards noise) and the property
+    ``stochastic`` (it draws fresh noise with its current options, so it cannot invert).
     """
 
     needs_gaussian: ClassVar[bool] = True
@@ -145,6 +147,12 @@ class Solver:
     warmup_nfe: ClassVar[int] = 0
     multistep: ClassVar[bool] = False
     own_grid: ClassVar[bool] = False
+    invertible: ClassVar[bool] = True
+
+    @property
+    def stochastic(self) -> bool:
+        """Whether a run draws fresh noise (with these options)."""
+        return False
 
     def max_nfe(self, steps: int) -> int | None:
         """The network evaluations of a run of ``steps`` steps at most (``None`` where the
@@ -155,7 +163,8 @@ class Solver:
     def run(
         self, model: Model, x: Tensor, ts: Tensor, path: GaussianPath, noise: Noise
     ) -> Iterator[State]:
-        """Yield the state after every step of the grid ``ts`` (decreasing, float64)."""
+        """Yield the state after every step of the grid ``ts`` (float64; decreasing when
+        sampling, increasing when inverting)."""
         raise NotImplementedError
 
     #: A solver with a coefficient table (the fast path) also writes its step in the paper's
@@ -176,6 +185,24 @@ class Solver:
                 f"solver {solver_name(self)!r} needs a Gaussian path (alpha, sigma, log-SNR); "
                 f"{type(path).__name__} is not one. Use 'euler' or 'heun', which need only "
                 "the velocity"
+            )
+        if steps >= 1 and ts[-1] > ts[0]:
+            self.check_invertible()
+
+    def check_invertible(self) -> None:
+        """Raise :class:`InterpolantError` unless this solver can run an increasing grid."""
+        name = solver_name(self)
+        if self.stochastic:
+            raise InterpolantError(
+                f"solver {name!r} draws fresh noise with these options, so it cannot invert "
+                "(run from data to noise) deterministically; use a deterministic solver such "
+                "as 'ddim' (eta=0), 'dpm++2m', 'unipc' or 'heun', or "
+                "interpolant.inversion.noise_maps for DDPM's edit-friendly noise"
+            )
+        if not self.invertible:
+            raise InterpolantError(
+                f"solver {name!r} cannot integrate an increasing grid (from data to noise); "
+                "invert with 'ddim', 'dpm++2m', 'dpm3', 'unipc', 'deis' or 'heun'"
             )
 
 

@@ -71,6 +71,14 @@ class PredictorCorrector(Solver):
     def nfe_per_step(self) -> int:  # type: ignore[override]
         return self.predictor.nfe_per_step + self.steps
 
+    @property
+    def stochastic(self) -> bool:  # type: ignore[override]
+        return self.steps > 0 or self.predictor.stochastic
+
+    @property
+    def invertible(self) -> bool:  # type: ignore[override]
+        return self.predictor.invertible
+
     def validate(self, ts: Tensor, path: object) -> None:
         super().validate(ts, path)
         self.predictor.validate(ts[:2], path)

@@ -29,11 +29,16 @@ from torch import Tensor
 from ..errors import InterpolantError
 from ..paths import GaussianPath
 from .base import Model, Noise, Solver, State, register, table_for
-from .exponential import points
+from .exponential import ddim_step, points
 
 
 def ddim_table(path: GaussianPath, ts: Tensor, eta: float) -> list[tuple[float, float, float]]:
-    """Per step ``(c_x, c_0, sigma_eta)``, computed in float64."""
+    """Per step ``(c_x, c_0, sigma_eta)``, computed in float64. ``eta = 0`` is the data-form
+    DDIM step of :func:`.exponential.ddim_step`, which also serves increasing grids (inversion,
+    ``h < 0``, up to a step into pure noise)."""
+    if eta == 0.0:
+        pts = points(path, ts)
+        return [(*ddim_step("data", s, t), 0.0) for s, t in zip(pts[:-1], pts[1:])]
     alpha, sigma, lam = path.alpha(ts), path.sigma(ts), path.lam(ts)
     h = lam[1:] - lam[:-1]
     one_minus_e2h = -torch.expm1(-2.0 * h)
@@ -57,6 +62,10 @@ class DDIM(Solver):
     def __post_init__(self) -> None:
         if not 0.0 <= self.eta <= 1.0:
             raise InterpolantError(f"eta must lie in [0, 1], got {self.eta}")
+
+    @property
+    def stochastic(self) -> bool:  # type: ignore[override]
+        return self.eta > 0.0
 
     def table(self, ts: Tensor, path: GaussianPath) -> tuple[tuple[float, float, float], ...]:
         """Per step ``(c_x, c_0, sigma_eta)`` (:func:`ddim_table`)."""

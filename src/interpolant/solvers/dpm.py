@@ -218,7 +218,7 @@ class DPMSolverFast(DPMSolver):
     def plan(self, ts: Tensor, path: GaussianPath) -> list[tuple[Point, Point, int]]:
         orders = fast_orders(ts.numel() - 1, self.order)
         if self.skip == "logsnr":
-            outer = grids.make("logsnr", path, len(orders), float(ts[0]), float(ts[-1]))
+            outer = grids.between("logsnr", path, len(orders), float(ts[0]), float(ts[-1]))
         else:
             idx = torch.cumsum(torch.tensor([0] + orders), 0)
             outer = ts[idx]

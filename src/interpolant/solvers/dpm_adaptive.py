@@ -44,6 +44,7 @@ class DPMSolverAdaptive(DPMSolver):
     theta: float = 0.9
     max_attempts: int = 10000
     own_grid = True
+    invertible = False  # its step-size control assumes h > 0
     paper_run = None  # run() is Algorithms 4-5 themselves
 
     def max_nfe(self, steps: int) -> None:

@@ -70,7 +70,7 @@ from ..errors import InterpolantError
 from ..paths import GaussianPath
 from .base import Model, Noise, Solver, State, combine, register, table_for
 from .dpm import DPMSolver
-from .exponential import Point, multistep_orders, phi, points
+from .exponential import Point, ddim_step, multistep_orders, phi, points
 
 THIRD_ORDER = ("consistent", "published")
 THIRD_ORDER_DEFAULT = "published"
@@ -112,7 +112,7 @@ def table_row(
     he = (1.0 + eta) * h
     c_x = (t.sigma / s.sigma) * (math.exp(-eta * h) if eta > 0 else 1.0)
     std = t.sigma * math.sqrt(-math.expm1(-2.0 * eta * h)) if eta > 0 else 0.0
-    w = [-t.alpha * math.expm1(-he), 0.0, 0.0]
+    w = [-t.alpha * math.expm1(-he) if eta > 0 else ddim_step("data", s, t)[1], 0.0, 0.0]
     if order == 1:
         return c_x, w, std
     g = t.alpha * he
@@ -163,6 +163,10 @@ class DPMSolverPPMultistep(Solver):
             )
         if not (isinstance(self.eta, (int, float)) and self.eta >= 0):
             raise InterpolantError(f"eta must be a number >= 0, got {self.eta!r}")
+
+    @property
+    def stochastic(self) -> bool:  # type: ignore[override]
+        return self.eta > 0
 
     def plan(self, ts: Tensor, path: GaussianPath) -> list[tuple[list[Point], Point, int]]:
         """``(history newest first, t, order)`` per step."""

@@ -19,8 +19,8 @@ and ``sigma`` themselves. Step ``i`` of ``N``::
 so a step costs 2 NFE and the last step to ``sigma = 0`` costs 1. With ``S_churn = 0`` it is
 deterministic Heun in ``sigma~`` (Algorithm 1). The churned level ``t^`` is held inside the
 path's time range (at most ``t = 1``). A step from pure noise (:mod:`.exponential`: ``sigma~``
-infinite or ~1e16) is a DDIM step without churn: Heun's average there would multiply two noise
-predictions by ``sigma~``.
+infinite or ~1e16), or in an inversion into it, is a DDIM step without churn: Heun's average
+there would multiply two noise predictions by ``sigma~``.
 """
 
 from __future__ import annotations
@@ -63,6 +63,10 @@ class EDMSampler(Solver):
         if not (math.isfinite(self.s_noise) and self.s_noise >= 0.0):
             raise InterpolantError(f"s_noise must be a finite number >= 0, got {self.s_noise}")
 
+    @property
+    def stochastic(self) -> bool:  # type: ignore[override]
+        return self.s_churn > 0.0 and self.s_noise > 0.0
+
     def churned(self, path: GaussianPath, s: Point, n: int) -> Point:
         """Lines 4-5: the point ``t^_i`` of raised noise (``s`` itself without churn)."""
         sigma_s = s.sigma / s.alpha
@@ -79,7 +83,7 @@ class EDMSampler(Solver):
         pts = points(path, ts)
         n = len(pts) - 1
         for i, (s, t) in enumerate(zip(pts[:-1], pts[1:])):
-            if is_pure_noise(s):  # no churn, no correction: DDIM from pure noise
+            if is_pure_noise(s) or is_pure_noise(t):  # DDIM from (inverting: into) pure noise
                 x0 = model(x, s.t, "x0")
                 c_x, c_0 = ddim_step("data", s, t)
                 x = c_x * x + c_0 * x0

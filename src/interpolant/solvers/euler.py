@@ -13,7 +13,8 @@ Heun (explicit trapezoid, Karras et al. 2022, Algorithm 1 in ``t``)::
     x_{i+1} = x_i + dt (d + u(x', t_{i+1})) / 2
 
 Where ``sigma(t_{i+1}) = 0`` the corrector is skipped (the velocity of a noise-predicting
-network is undefined there), as in EDM's sampler.
+network is undefined there), as in EDM's sampler; inverting (an increasing grid) likewise where
+``alpha(t_{i+1}) = 0``, the pure-noise end of rectified flow, cosine and trigonometric paths.
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ class Heun(Solver):
         self, model: Model, x: Tensor, ts: Tensor, path: GaussianPath, noise: Noise
     ) -> Iterator[State]:
         times = ts.tolist()
-        last_is_clean = isinstance(path, GaussianPath) and path.sigma(times[-1]) == 0.0
+        ends = path.scalars(times[-1])[:2] if isinstance(path, GaussianPath) else (1.0, 1.0)
+        last_is_clean = 0.0 in ends  # sigma = 0 (data), or alpha = 0 (inverting into noise)
         for i in range(len(times) - 1):
             dt = times[i + 1] - times[i]
             d = model(x, times[i], "velocity")

@@ -20,6 +20,14 @@ where ``alpha`` is 0 or ~1e-17). A step that starts there, or ends at clean data
 (``sigma_t = 0``, ``h`` infinite), is a data-form DDIM step, whose coefficients stay finite
 (``x_t = (sigma_t / sigma_s) x_s + alpha_t x0`` from pure noise); no higher-order term and no
 history crosses such a point (:func:`is_end_step`, :func:`multistep_orders`).
+
+**Either direction.** Every formula above holds for ``h < 0``: an increasing grid integrates
+the same ODE from data towards noise (an inversion, :mod:`interpolant.inversion`) with the same
+tables. The mirrored end step, from a point with ``sigma > 0`` *into* pure noise, is again a
+data-form DDIM step, ``x_t = alpha_t x0 + sigma_t (x_s - alpha_s x0) / sigma_s``, written so
+that its coefficients stay finite where ``alpha_t = 0`` (:func:`ddim_step`). An inversion
+cannot start at clean data (``sigma_s = 0``, no noise to take a direction from): it starts at
+``path.t_min``.
 """
 
 from __future__ import annotations
@@ -70,9 +78,9 @@ def is_pure_noise(p: Point) -> bool:
 
 
 def is_end_step(s: Point, t: Point) -> bool:
-    """Whether the step ``s -> t`` starts at pure noise or ends at clean data: it must then be
-    a data-form DDIM step."""
-    return is_pure_noise(s) or not math.isfinite(t.lam - s.lam)
+    """Whether the step ``s -> t`` starts at pure noise or ends at clean data (or, inverting,
+    ends at pure noise): it must then be a data-form DDIM step."""
+    return is_pure_noise(s) or is_pure_noise(t) or not math.isfinite(t.lam - s.lam)
 
 
 def phi(k: int, z: float) -> float:
@@ -93,9 +101,12 @@ def check_form(form: str) -> None:
 
 def ddim_step(form: str, s: Point, t: Point) -> tuple[float, float]:
     """``(c_x, c_m)`` of the first-order step ``x_t = c_x x_s + c_m M_s`` (the formulas
-    above); finite for infinite ``h``."""
+    above); in the data form finite for infinite ``h`` in either direction, where
+    ``-alpha_t expm1(-h) = alpha_t - sigma_t alpha_s / sigma_s``."""
     h = t.lam - s.lam
     if form == "data":
+        if not math.isfinite(h):
+            return t.sigma / s.sigma, t.alpha - t.sigma * s.alpha / s.sigma
         return t.sigma / s.sigma, -t.alpha * math.expm1(-h)
     return t.alpha / s.alpha, -t.sigma * math.expm1(h)
 

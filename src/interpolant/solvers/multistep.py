@@ -26,7 +26,8 @@ uniform in ``sigma~``, which the tests check.
 
 A step that starts at pure noise (:mod:`.exponential`: rectified flow, cosine and trigonometric
 paths at ``t = 1``, where ``sigma~`` is infinite or ~1e16) cannot combine noise predictions,
-whose combination is multiplied by ``sigma~_s``; it is a DDIM step (1 NFE).
+whose combination is multiplied by ``sigma~_s``; it is a DDIM step (1 NFE), and so is a step
+into pure noise when inverting (an increasing grid).
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def transfer(path: GaussianPath, s: float, t: float) -> Transfer:
     a_s, s_s = path.scalars(s)[:2]
     a_t, s_t = path.scalars(t)[:2]
     c_x, c_0 = s_t / s_s, a_t - s_t * a_s / s_s
-    if is_pure_noise(point(path, s)):
+    if is_pure_noise(point(path, s)) or is_pure_noise(point(path, t)):  # t: inverting
         return Transfer(math.nan, math.nan, c_x, c_0)
     h = path.lam(t) - path.lam(s)
     return Transfer(a_t / a_s, a_t * (s_s / a_s) * math.expm1(-h), c_x, c_0)

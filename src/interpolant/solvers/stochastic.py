@@ -59,12 +59,17 @@ class EulerAncestral(Solver):
 
     eta: float = 1.0
     s_noise: float = 1.0
+    invertible = False  # ancestral sampling is defined by its noise; eta = 0 is 'ddim'
 
     def __post_init__(self) -> None:
         for name in ("eta", "s_noise"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0.0):
                 raise InterpolantError(f"{name} must be a finite number >= 0, got {value}")
+
+    @property
+    def stochastic(self) -> bool:  # type: ignore[override]
+        return self.eta > 0.0 and self.s_noise > 0.0
 
     def run(
         self, model: Model, x: Tensor, ts: Tensor, path: GaussianPath, noise: Noise
@@ -154,6 +159,10 @@ class EulerMaruyama(Solver):
                 f"diffusion must be a finite number >= 0 (a multiple of the natural diffusion) "
                 f"or a callable t -> g(t)^2, got {d!r}"
             )
+
+    @property
+    def stochastic(self) -> bool:  # type: ignore[override]
+        return callable(self.diffusion) or self.diffusion > 0
 
     def run(
         self, model: Model, x: Tensor, ts: Tensor, path: GaussianPath, noise: Noise

@@ -96,3 +96,22 @@ def test_train_tokens_rejects_bad_data():
     with pytest.raises(InterpolantError, match="labels"):
         dd.train_tokens(net, dd.Masked("linear", 4), torch.zeros(8, 3, dtype=torch.long),
                         steps=1, labels=torch.zeros(7, dtype=torch.long))
+
+
+def test_text_tokens_round_trip_the_documentation():
+    """Character tokens decode back to pydoc_data's text (ASCII topics), and the held-out topics
+    are not in the training text."""
+    from pydoc_data.topics import topics
+
+    train, test = dd.text_tokens(32), dd.text_tokens(32, "test")
+    assert len(dd.TEXT_VOCAB) == 96 and train.dtype == torch.int64 and train.shape[1] == 32
+    names = sorted(topics)
+    joined = "\n".join(topics[n] for i, n in enumerate(names) if i % 10 != 9)
+    decoded = "".join(dd.decode_text(train[:50]))
+    want = "".join(c if c in dd.TEXT_VOCAB else "?" for c in joined[: len(decoded)])
+    assert decoded == want
+    held_out = "".join(dd.decode_text(test))
+    assert topics[names[9]][:200].replace("\t", "?") in held_out
+    assert abs(dd.bits(math.log(2.0)) - 1.0) < 1e-12
+    with pytest.raises(InterpolantError, match="unknown text split"):
+        dd.text_tokens(32, "valid")

@@ -17,6 +17,7 @@ from data at ``t = 0`` to noise at ``t = 1``; categorical draws are float64 Gumb
 from .blackout import Blackout
 from .categorical import categorical, gumbel_noise, tail_factor
 from .d3pm import D3PM
+from .data import DIGIT_LEVELS, TEXT_VOCAB, bits, decode_text, digit_tokens, text_tokens
 from .duality import argmax_tokens, duo_alpha
 from .guidance import CFGTokenDenoiser, tempered_product
 from .objectives import (
@@ -28,14 +29,14 @@ from .sampling import (
     SAMPLERS, Samples, TokenDenoiser, ancestral, first_hitting, sample, tau_leaping,
 )
 from .schedules import Cosine, Linear, Polynomial, Schedule, Tabulated, schedule
-from .training import DIGIT_LEVELS, digit_tokens, train_tokens
+from .training import train_tokens
 
 __all__ = [
     "Blackout", "CFGTokenDenoiser", "Cosine", "D3PM", "DIGIT_LEVELS", "Linear", "Masked",
-    "OBJECTIVES", "Polynomial", "Process", "SAMPLERS", "Samples", "Schedule", "Tabulated",
-    "TokenDenoiser", "TokenOracle", "Uniform", "all_sequences", "ancestral", "argmax_tokens",
-    "categorical", "check_tokens", "ctmc_elbo", "d3pm_loss", "d3pm_step_kl", "digit_tokens",
-    "duo_alpha", "first_hitting", "gumbel_noise", "labelled_model", "loss_for", "masked_elbo",
-    "prior_kl", "sample", "schedule", "tail_factor", "tau_leaping", "tempered_product",
-    "train_tokens",
+    "OBJECTIVES", "Polynomial", "Process", "SAMPLERS", "Samples", "Schedule", "TEXT_VOCAB",
+    "Tabulated", "TokenDenoiser", "TokenOracle", "Uniform", "all_sequences", "ancestral",
+    "argmax_tokens", "bits", "categorical", "check_tokens", "ctmc_elbo", "d3pm_loss",
+    "d3pm_step_kl", "decode_text", "digit_tokens", "duo_alpha", "first_hitting", "gumbel_noise",
+    "labelled_model", "loss_for", "masked_elbo", "prior_kl", "sample", "schedule", "tail_factor",
+    "tau_leaping", "tempered_product", "text_tokens", "train_tokens",
 ]

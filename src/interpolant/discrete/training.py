@@ -1,9 +1,8 @@
-"""A small training loop for token models, and token data sets.
+"""A small training loop for token models.
 
 ``train_tokens`` minimises one of the bounds of :mod:`.objectives` (per token, in nats) with
 Adam; it is self-contained because the Gaussian trainer of :mod:`interpolant.training` is
-built around continuous paths. ``digit_tokens`` turns the 8x8 digits (intensities 0..16) into
-sequences of 64 tokens over ``K = 17`` values, row by row.
+built around continuous paths. Token data sets are in :mod:`.data`.
 """
 
 from __future__ import annotations
@@ -18,23 +17,7 @@ from ..errors import InterpolantError
 from .objectives import loss_for
 from .processes import Process, check_tokens
 
-__all__ = ["DIGIT_LEVELS", "digit_tokens", "train_tokens"]
-
-DIGIT_LEVELS = 17
-"""The 8x8 digits' intensities take the values 0..16: one token per value."""
-
-
-def digit_tokens(split: str = "train", seed: int = 0) -> tuple[Tensor, Tensor]:
-    """``(tokens, labels)``: int64 ``(N, 64)`` intensities in ``[0, 17)``, labels ``(N,)``.
-
-    The split is :func:`interpolant.data.images.digits`'s (1500 train / 297 test);
-    ``v = 8 (x + 1)`` undoes its scaling exactly.
-    """
-    from ..data.images import digits
-
-    images, labels = digits(split, seed)
-    tokens = torch.round((images[:, 0] + 1.0) * 8.0).long().reshape(len(images), 64)
-    return tokens, labels
+__all__ = ["train_tokens"]
 
 
 def train_tokens(

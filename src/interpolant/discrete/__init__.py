@@ -19,6 +19,7 @@ from .categorical import categorical, gumbel_noise, tail_factor
 from .d3pm import D3PM
 from .data import DIGIT_LEVELS, TEXT_VOCAB, bits, decode_text, digit_tokens, text_tokens
 from .duality import argmax_tokens, duo_alpha
+from .metrics import NGramModel, distinct_ngrams
 from .guidance import CFGTokenDenoiser, tempered_product
 from .objectives import (
     OBJECTIVES, ctmc_elbo, d3pm_loss, d3pm_step_kl, loss_for, masked_elbo, prior_kl,
@@ -29,14 +30,15 @@ from .sampling import (
     SAMPLERS, Samples, TokenDenoiser, ancestral, first_hitting, sample, tau_leaping,
 )
 from .schedules import Cosine, Linear, Polynomial, Schedule, Tabulated, schedule
-from .training import train_tokens
+from .training import evaluate_bound, train_tokens
 
 __all__ = [
     "Blackout", "CFGTokenDenoiser", "Cosine", "D3PM", "DIGIT_LEVELS", "Linear", "Masked",
-    "OBJECTIVES", "Polynomial", "Process", "SAMPLERS", "Samples", "Schedule", "TEXT_VOCAB",
-    "Tabulated", "TokenDenoiser", "TokenOracle", "Uniform", "all_sequences", "ancestral",
-    "argmax_tokens", "bits", "categorical", "check_tokens", "ctmc_elbo", "d3pm_loss",
-    "d3pm_step_kl", "decode_text", "digit_tokens", "duo_alpha", "first_hitting", "gumbel_noise",
-    "labelled_model", "loss_for", "masked_elbo", "prior_kl", "sample", "schedule", "tail_factor",
-    "tau_leaping", "tempered_product", "text_tokens", "train_tokens",
+    "NGramModel", "OBJECTIVES", "Polynomial", "Process", "SAMPLERS", "Samples", "Schedule",
+    "TEXT_VOCAB", "Tabulated", "TokenDenoiser", "TokenOracle", "Uniform", "all_sequences",
+    "ancestral", "argmax_tokens", "bits", "categorical", "check_tokens", "ctmc_elbo", "d3pm_loss",
+    "d3pm_step_kl", "decode_text", "digit_tokens", "distinct_ngrams", "duo_alpha",
+    "evaluate_bound", "first_hitting", "gumbel_noise", "labelled_model", "loss_for", "masked_elbo",
+    "prior_kl", "sample", "schedule", "tail_factor", "tau_leaping", "tempered_product",
+    "text_tokens", "train_tokens",
 ]

@@ -17,7 +17,7 @@ from ..errors import InterpolantError
 from .objectives import loss_for
 from .processes import Process, check_tokens
 
-__all__ = ["train_tokens"]
+__all__ = ["evaluate_bound", "train_tokens"]
 
 
 def train_tokens(
@@ -65,3 +65,33 @@ def train_tokens(
         optimiser.step()
         losses.append(loss.item())
     return losses
+
+
+def evaluate_bound(
+    model: nn.Module | Callable[..., Tensor],
+    process: Process,
+    tokens: Tensor,
+    objective: str | None = None,
+    batch_size: int = 256,
+    repeats: int = 4,
+    seed: int = 0,
+    cond: Tensor | None = None,
+    **objective_options: Any,
+) -> tuple[float, float]:
+    """``(mean, standard error)`` of the bound per token in nats over ``tokens (N, L)``, each
+    sequence with ``repeats`` independent time draws; no gradients. Divide by ``log 2``
+    (:func:`~.data.bits`) for bits per character."""
+    check_tokens(tokens, process.num_tokens, "tokens")
+    loss_fn = loss_for(process, objective)
+    generator = torch.Generator().manual_seed(seed)
+    values = []
+    with torch.no_grad():
+        for _ in range(repeats):
+            for start in range(0, len(tokens), batch_size):
+                part = slice(start, start + batch_size)
+                labels = None if cond is None else cond[part]
+                loss = loss_fn(model, process, tokens[part], generator, cond=labels,
+                               **objective_options)
+                values.append(loss.to(torch.float64) / tokens.shape[1])
+    per_sequence = torch.cat(values)
+    return float(per_sequence.mean()), float(per_sequence.std()) / len(per_sequence) ** 0.5

@@ -13,28 +13,35 @@ counts network evaluations in ``g.nfe`` (a batched two-branch call counts 2; see
 - :class:`ClassifierGuidance` (Dhariwal & Nichol 2021) with :class:`NoiseAwareClassifier`
   and :func:`train_classifier`.
 - :class:`LossGuidance` (Bansal et al. 2023; FlowChef's gradient skipping as an option).
+- :class:`MultiDiffusion` (Bar-Tal et al. 2023): canvases larger than the model;
+  :class:`Anagram` (Geng et al. 2024): one sample, a different class under each view.
 - :class:`SuperDiffOR` (Skreta et al. 2025): the mixture of several models, weighted by their
   log-densities from the Itô density estimator.
 """
 
 from .adaptive import AdaptiveCFG
+from .anagrams import Anagram, view_permutation
 from .auto import AutoGuidance
 from .base import Guided
 from .cfg import CFG, cfg_combine
 from .classifier import ClassifierGuidance, NoiseAwareClassifier, class_grad, train_classifier
 from .loss import LossGuidance
+from .multidiffusion import MultiDiffusion
 from .superdiff import SuperDiffOR
 
 __all__ = [
     "AdaptiveCFG",
+    "Anagram",
     "AutoGuidance",
     "CFG",
     "ClassifierGuidance",
     "Guided",
     "LossGuidance",
+    "MultiDiffusion",
     "NoiseAwareClassifier",
     "SuperDiffOR",
     "cfg_combine",
     "class_grad",
     "train_classifier",
+    "view_permutation",
 ]

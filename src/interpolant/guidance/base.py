@@ -7,8 +7,9 @@ counts its network evaluations, so every solver and every path serve it unchange
 NFE convention. ``g.nfe`` counts network evaluations of the whole batch, the unit the guidance
 papers report: a classifier-free guidance step runs the network once on ``2B`` rows (the
 conditional and unconditional branches concatenated) and counts **2**; a step that needs only
-the conditional branch counts 1; autoguidance (two networks) counts 2. ``g.calls`` counts the
-calls themselves (the batched CFG call is 1). The inner denoisers keep their own counters.
+the conditional branch counts 1; autoguidance (two networks) counts 2. Nested guidance
+multiplies: an anagram of two views over CFG counts 4 per call. ``g.calls`` counts the calls
+of the inner denoisers (the batched CFG call is 1), which keep their own counters.
 The solver's ``State.nfe`` counts calls of ``g`` (solver evaluations), not network passes.
 """
 
@@ -26,7 +27,8 @@ from ..labels import NULL_LABEL
 from ..paths import check_time
 from ..predictions import TARGETS, convert
 
-__all__ = ["Guided", "check_callable", "check_scale", "labels_of", "with_null", "doubled"]
+__all__ = ["Guided", "check_callable", "check_scale", "labels_of", "repeated", "stacked",
+           "with_null"]
 
 
 def check_scale(scale: Any, name: str = "scale") -> float:
@@ -79,15 +81,21 @@ def with_null(cond: Any, labels: Tensor) -> Any:
     return {**cond, "labels": null} if isinstance(cond, Mapping) else null
 
 
-def doubled(first: Any, second: Any) -> Any:
-    """Two batches of ``cond`` (tensors, ``None`` or mappings of them) stacked into one."""
+def stacked(*conds: Any) -> Any:
+    """Batches of ``cond`` (tensors, ``None`` or mappings of them) stacked into one batch."""
+    first = conds[0]
     if isinstance(first, Tensor):
-        return torch.cat([first, second])
+        return torch.cat(conds)
     if isinstance(first, Mapping):
-        return {k: doubled(v, second[k]) for k, v in first.items()}
-    if first is None and second is None:
+        return {k: stacked(*(c[k] for c in conds)) for k in first}
+    if all(c is None for c in conds):
         return None
     raise InterpolantError(f"cannot batch a cond of type {type(first).__name__}; use tensors")
+
+
+def repeated(t: Tensor | float, n: int) -> Tensor | float:
+    """The time of ``n`` stacked copies of a batch."""
+    return t if isinstance(t, float) else t.repeat(n)
 
 
 def path_of(den: Any, name: str) -> Any:
@@ -132,10 +140,15 @@ class Guided:
 
     def _eval(self, den: Any, x: Tensor, t: Tensor | float, cond: Any, target: str,
               passes: int = 1) -> Tensor:
-        """One network call (``passes`` batch-sized evaluations, see the module's NFE note)."""
-        self.nfe += passes
+        """One call of ``den`` on ``passes`` stacked copies of the batch. It costs ``passes``
+        times the passes ``den`` itself counts for it (1 for a network; 2 for a CFG inside
+        an anagram, ...), so nested guidance counts every network pass once."""
+        before = getattr(den, "nfe", None)
+        out = den(x, t, cond, target)
+        inner = den.nfe - before if isinstance(before, int) else 1
+        self.nfe += passes * inner
         self.calls += 1
-        return den(x, t, cond, target)
+        return out
 
     def _convert(self, out: Tensor, src: str, dst: str, x: Tensor, t: Tensor | float) -> Tensor:
         return out if src == dst else convert(out, src, dst, x, t, self.path)

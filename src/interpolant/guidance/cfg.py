@@ -26,7 +26,8 @@ from torch import Tensor
 
 from ..errors import InterpolantError
 from ..predictions import TARGETS
-from .base import Guided, check_scale, check_unit, doubled, labels_of, with_null
+from .base import (Guided, check_scale, check_unit, labels_of, repeated, stacked,
+                   with_null)
 
 __all__ = ["CFG", "cfg_combine", "check_interval", "inside_interval"]
 
@@ -136,9 +137,8 @@ class CFG(Guided):
     def _branches(self, x: Tensor, t: Tensor | float, cond: Any, labels: Tensor,
                   target: str) -> tuple[Tensor, Tensor]:
         """``(D_c, D_u)`` from one call on ``[x; x]`` with labels ``[c; NULL]`` (2 NFE)."""
-        both_t = t if isinstance(t, float) else torch.cat([t, t])
-        both_cond = doubled(cond, with_null(cond, labels))
-        out = self._eval(self.den, torch.cat([x, x]), both_t, both_cond, target, passes=2)
+        both_cond = stacked(cond, with_null(cond, labels))
+        out = self._eval(self.den, torch.cat([x, x]), repeated(t, 2), both_cond, target, passes=2)
         return out[: x.shape[0]], out[x.shape[0]:]
 
     def _guide(self, x: Tensor, t: Tensor | float, cond: Any, target: str) -> Tensor:

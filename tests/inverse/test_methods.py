@@ -168,6 +168,23 @@ def test_dps_moves_samples_to_the_measurement(options):
     assert (x.mean(0) - post_mean).norm() < 0.5 * (prior_mean - post_mean).norm()
 
 
+def test_red_diff_finds_the_posterior_mean():
+    """RED-diff on an isotropic Gaussian prior with a noiseless measurement: the regulariser
+    w_t E[eps^ - eps] = sigma^2 / (alpha^2 c + sigma^2) (mu - m) pulls the null space to the prior
+    mean and the data term fixes the row space, so mu -> A^+ y + (I - P) m, the posterior mean.
+    Its outputs are estimates (spread far below the posterior's), not samples."""
+    prior, path = _iso(8), ip.paths.VPLinear()
+    op = Linear(torch.randn(3, 8, generator=_gen(4)))
+    y = op(prior.sample(1, _gen(1)))[0]
+    mean, _ = mixture_moments(prior.posterior(op, y, 0.0))
+    den = prior.denoiser(path)
+    x = restore(den, op, y, 0.0, method="red-diff", n=200, steps=300, generator=_gen(0), lr=0.02)
+    assert den.nfe == 300
+    assert (x.mean(0) - mean).norm() < 0.05 * (prior.means[0] - mean).norm()
+    assert (op(x) - y).norm(dim=1).mean() < 0.01
+    assert x.std(0).max() < 0.3 * math.sqrt(C)
+
+
 def test_per_sample_times_and_float32():
     """Per-sample times give row by row the single-time answer; float32 runs stay float32."""
     prior, path = _iso(8), ip.paths.EDM()
@@ -182,7 +199,9 @@ def test_per_sample_times_and_float32():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"method": "dpss"}, "unknown restoration method 'dpss'; choose one of: ddnm, dps, pigdm"),
+    ({"method": "dpss"}, "unknown restoration method 'dpss'; choose one of: ddnm, dps, pigdm, "
+                         "red-diff, repaint"),
+    ({"method": "red-diff", "lr": 0.0}, "lr must be a positive number"),
     ({"sigma_y": -0.1}, "sigma_y must be a finite number >= 0"),
     ({"op": Linear(torch.ones(4, 8)), "y": torch.zeros(3, dtype=F64)}, r"y must have shape \(4,\)"),
     ({"y": torch.tensor([0.0, math.nan, 0.0, 0.0])}, "NaN"),

@@ -15,10 +15,12 @@ from ..solvers.sampling import make_grid
 from .guided import DDNM, DPS, PiGDM
 from .operators import Operator
 from .posterior import check_sigma_y
+from .reddiff import red_diff
 from .repaint import repaint
 
 GUIDED = {"dps": DPS, "pigdm": PiGDM, "ddnm": DDNM}
-METHODS = (*GUIDED, "repaint")
+LOOPS = {"repaint": repaint, "red-diff": red_diff}
+METHODS = (*GUIDED, *LOOPS)
 
 __all__ = ["METHODS", "restore"]
 
@@ -71,16 +73,18 @@ def restore(
         den: a :class:`~interpolant.Denoiser` of the prior, on a Gaussian path.
         op, y, sigma_y: the operator, one measurement (no batch dimension) and its noise std.
         method: ``dps``, ``pigdm``, ``ddnm`` (guided denoisers run by any solver of
-            :func:`interpolant.sample`) or ``repaint`` (its own resampling loop).
+            :func:`interpolant.sample`), ``repaint`` (its own resampling loop) or ``red-diff``
+            (stochastic optimisation over the grid's times; estimates, not samples).
         n, steps, generator, grid, t_start, t_end: as in :func:`interpolant.sample`; sampling
             starts from ``N(0, sigma(t_start)^2 I)``.
-        solver: default ``"ddpm"`` (ancestral, as the four papers sample).
+        solver: default ``"ddpm"`` (ancestral, as the DPS, PiGDM, DDNM and RePaint papers
+            sample); RePaint runs it one step at a time.
         shape: the shape of one sample, when ``op.input_shape(y.shape)`` cannot tell.
-        **options: the method's own: ``zeta``, ``gaussian_likelihood`` (DPS), ``data_var`` (PiGDM, DDNM), ``jump`` and
-            ``resample`` (RePaint).
+        **options: the method's own: ``zeta``, ``gaussian_likelihood`` (DPS), ``data_var``
+            (PiGDM, DDNM), ``jump`` and ``resample`` (RePaint), ``lam`` and ``lr`` (RED-diff).
 
-    Returns the final data prediction (``denoise_to_zero``) of shape ``(n, *shape)``; its
-    network evaluations accumulate in ``den.nfe``.
+    Returns the final data prediction (``denoise_to_zero``; RED-diff: the fitted mean) of shape
+    ``(n, *shape)``; its network evaluations accumulate in ``den.nfe``.
     """
     if method not in METHODS:
         raise unknown_name("restoration method", method, METHODS)
@@ -99,9 +103,11 @@ def restore(
     x = torch.randn(n, *shape, generator=generator, dtype=dtype) * path.sigma(float(t_start))
     x = x.to(y.device)
     solver = solver or "ddpm"
-    if method == "repaint":
+    if method in LOOPS:
         ts = make_grid(grid, path, steps, t_start, t_end)
-        return repaint(den, op, y, x, ts, generator, solver, cond=cond, **options)
+        if method == "repaint":
+            options = {"solver": solver, **options}
+        return LOOPS[method](den, op, y, x, ts, generator, cond=cond, **options)
     guided = GUIDED[method](den, op, y, sigma_y, **options)
     return sample(guided, x, solver=solver, steps=steps, grid=grid, t_start=t_start,
                   t_end=t_end, generator=generator, cond=cond, denoise_to_zero=True)

@@ -121,5 +121,11 @@ def test_sampler_errors():
         dd.sample(model, process, 2, 3, sampler="first-hitting")
     with pytest.raises(InterpolantError, match="logits"):
         dd.sample(lambda x, t, cond=None: torch.zeros(*x.shape, K + 1), process, 2, 3)
+    from interpolant.paths import VPLinear
+
+    with pytest.raises(InterpolantError, match="discrete process"):
+        dd.sample(model, VPLinear(), 2, 3)
+    with pytest.raises(InterpolantError, match="discrete process"):
+        dd.train_tokens(torch.nn.Linear(1, 1), VPLinear(), torch.zeros(2, 3, dtype=torch.long))
     with pytest.raises(InterpolantError, match="x_start"):
         dd.sample(model, process, 2, 3, x_start=torch.full((2, 3), K))

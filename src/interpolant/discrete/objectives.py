@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from ..errors import InterpolantError, unknown_name
-from .processes import Process, check_tokens, gather_rows
+from .processes import Process, check_process, check_tokens, gather_rows
 
 __all__ = [
     "OBJECTIVES", "ctmc_elbo", "d3pm_loss", "d3pm_step_kl", "loss_for", "masked_elbo", "prior_kl",
@@ -144,6 +144,7 @@ OBJECTIVES: dict[str, Callable[..., Tensor]] = {
 def loss_for(process: Process, name: str | None = None) -> Callable[..., Tensor]:
     """The objective ``name`` (``md4``, ``ctmc``, ``d3pm``) or the process's default: MD4 for
     masked, the CTMC bound (UDLM) for uniform, the hybrid loss for D3PM matrices."""
+    check_process(process)
     if name is None:
         masked = process.mask_id is not None
         name = "d3pm" if not process.continuous else "md4" if masked else "ctmc"

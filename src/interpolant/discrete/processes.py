@@ -38,9 +38,12 @@ import torch
 from torch import Tensor
 
 from ..errors import InterpolantError
+from .categorical import categorical
 from .schedules import Schedule, schedule as as_schedule
 
-__all__ = ["Masked", "Process", "Uniform", "check_tokens", "gather_rows", "times_of"]
+__all__ = [
+    "Masked", "Process", "Uniform", "check_process", "check_tokens", "gather_rows", "times_of",
+]
 
 _TINY = 1e-300
 
@@ -58,6 +61,16 @@ def check_tokens(x: object, states: int, what: str = "tokens") -> Tensor:
             "quantize the data to the vocabulary first"
         )
     return x
+
+
+def check_process(process: object) -> "Process":
+    """``process`` must be a discrete process (not a Gaussian path of ``interpolant.paths``)."""
+    if not isinstance(process, Process):
+        raise InterpolantError(
+            f"tokens need a discrete process (Masked, Uniform, D3PM, Blackout), got "
+            f"{type(process).__name__}; Gaussian paths are for continuous data"
+        )
+    return process
 
 
 def times_of(t: Tensor | float, batch: int) -> Tensor:
@@ -115,8 +128,6 @@ class Process:
 
     def noise(self, x0: Tensor, t: Tensor | float, generator: torch.Generator | None) -> Tensor:
         """A draw of ``x_t ~ q(x_t | x_0)`` (float64 categorical draws)."""
-        from .categorical import categorical
-
         return categorical(self.marginal(x0, t), generator)
 
     def _restricted(self, x_t: Tensor, probs0: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:

@@ -29,7 +29,7 @@ from torch import Tensor
 
 from ..errors import InterpolantError, unknown_name
 from .categorical import categorical
-from .processes import Process, check_tokens, times_of
+from .processes import Process, check_process, check_tokens, times_of
 
 __all__ = [
     "SAMPLERS", "Samples", "TokenDenoiser", "ancestral", "first_hitting", "sample", "tau_leaping",
@@ -133,6 +133,7 @@ def sample(
 
     ``guidance=gamma`` with labels ``cond`` samples with discrete classifier-free guidance
     (:class:`~.guidance.CFGTokenDenoiser`, 2 NFE per step)."""
+    check_process(process)
     if sampler not in SAMPLERS:
         raise unknown_name("discrete sampler", sampler, SAMPLERS)
     if x_start is None:

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from ..errors import InterpolantError
 from .objectives import loss_for
-from .processes import Process, check_tokens
+from .processes import Process, check_process, check_tokens
 
 __all__ = ["evaluate_bound", "train_tokens"]
 
@@ -42,7 +42,7 @@ def train_tokens(
     """
     from ..labels import NULL_LABEL
 
-    check_tokens(tokens, process.num_tokens, "training tokens")
+    check_tokens(tokens, check_process(process).num_tokens, "training tokens")
     if labels is not None and (labels.shape != (len(tokens),) or labels.dtype != torch.int64):
         raise InterpolantError(f"labels must be int64 of shape ({len(tokens)},)")
     if not isinstance(steps, int) or steps < 1 or batch_size < 1:
@@ -81,7 +81,7 @@ def evaluate_bound(
     """``(mean, standard error)`` of the bound per token in nats over ``tokens (N, L)``, each
     sequence with ``repeats`` independent time draws; no gradients. Divide by ``log 2``
     (:func:`~.data.bits`) for bits per character."""
-    check_tokens(tokens, process.num_tokens, "tokens")
+    check_tokens(tokens, check_process(process).num_tokens, "tokens")
     loss_fn = loss_for(process, objective)
     generator = torch.Generator().manual_seed(seed)
     values = []

@@ -28,7 +28,14 @@ C = 0.6  # prior variance of the isotropic Gaussian
 
 def _iso(d: int, seed: int = 0) -> GaussianMixture:
     g = torch.Generator().manual_seed(seed)
-    return GaussianMixture(torch.randn(1, d, generator=g, dtype=F64), C * torch.eye(d, dtype=F64)[None])
+    mean = torch.randn(1, d, generator=g, dtype=F64)
+    return GaussianMixture(mean, C * torch.eye(d, dtype=F64)[None])
+
+
+def _noisy(prior: GaussianMixture, path, t: float, n: int) -> torch.Tensor:
+    """``x_t = alpha x0 + sigma eps`` for ``n`` prior samples ``x0``."""
+    eps = torch.randn(n, prior.dim, generator=_gen(3), dtype=F64)
+    return path.alpha(t) * prior.sample(n, _gen(2)) + path.sigma(t) * eps
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -69,7 +76,7 @@ def test_pigdm_and_ddnm_are_the_exact_posterior_denoiser(path, case):
     ref = prior.posterior(op, y, sy).denoiser(path)
     den = prior.denoiser(path)
     for t in (0.9, 0.5, 0.1, 0.02):
-        x = path.alpha(t) * prior.sample(6, _gen(2)) + path.sigma(t) * torch.randn(6, 8, generator=_gen(3), dtype=F64)
+        x = _noisy(prior, path, t, 6)
         for method in (PiGDM(den, op, y, sy, data_var=C), DDNM(den, op, y, sy, data_var=C)):
             for target in ("x0", "eps"):
                 want = ref(x, t, None, target)
@@ -87,7 +94,7 @@ def test_dps_is_exact_only_as_noise_vanishes():
     dps = DPS(prior.denoiser(path), op, y, sy, gaussian_likelihood=True)
     errs = []
     for t in (0.1, 0.03, 0.01, 0.003):
-        x = path.alpha(t) * prior.sample(20, _gen(2)) + path.sigma(t) * torch.randn(20, 8, generator=_gen(3), dtype=F64)
+        x = _noisy(prior, path, t, 20)
         errs.append(float((dps(x, t) - ref(x, t)).norm(dim=1).mean()))
     assert all(b < 0.7 * a for a, b in zip(errs, errs[1:])), errs
     assert errs[-1] < 0.05 < 1.0 < errs[0]
@@ -132,8 +139,10 @@ def test_noiseless_measurement_consistency(op, method):
     assert (x - op.project(x)).std(0).max() > 0.05
 
 
-@pytest.mark.parametrize("method, options", [("ddnm", {"solver": "dpm++2m"}),
-                                             ("repaint", {"solver": "ddim", "jump": 5, "resample": 2})])
+@pytest.mark.parametrize("method, options", [
+    ("ddnm", {"solver": "dpm++2m"}),
+    ("repaint", {"solver": "ddim", "jump": 5, "resample": 2}),
+])
 def test_exact_on_a_diagonal_prior_with_inpainting(method, options):
     """With a diagonal (anisotropic) Gaussian prior, inpainting leaves the hidden coordinates
     independent of the seen ones, so DDNM and RePaint sample the exact posterior: the hidden
@@ -164,7 +173,8 @@ def test_dps_moves_samples_to_the_measurement(options):
     resid = (op(x) - y).norm(dim=1).mean()
     resid_prior = (op(prior.sample(400, _gen(1))) - y).norm(dim=1).mean()
     assert resid < 0.2 * resid_prior
-    post_mean, prior_mean = mixture_moments(prior.posterior(op, y, sy))[0], mixture_moments(prior)[0]
+    post_mean = mixture_moments(prior.posterior(op, y, sy))[0]
+    prior_mean = mixture_moments(prior)[0]
     assert (x.mean(0) - post_mean).norm() < 0.5 * (prior_mean - post_mean).norm()
 
 

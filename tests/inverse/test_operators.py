@@ -97,8 +97,10 @@ def test_operators_do_what_they_say():
     """Pooling averages blocks, blur preserves constants and is the Gaussian kernel, inpainting
     keeps the observed entries and its adjoint fills zeros."""
     img = torch.arange(16, dtype=F64).view(1, 1, 4, 4)
-    assert torch.equal(Downsample(2)(img)[0, 0], torch.tensor([[2.5, 4.5], [10.5, 12.5]], dtype=F64))
-    assert torch.equal(Downsample(2)(torch.tensor([[1.0, 3.0, 5.0, 9.0]])), torch.tensor([[2.0, 7.0]]))
+    pooled = torch.tensor([[2.5, 4.5], [10.5, 12.5]], dtype=F64)
+    assert torch.equal(Downsample(2)(img)[0, 0], pooled)
+    runs = Downsample(2)(torch.tensor([[1.0, 3.0, 5.0, 9.0]]))
+    assert torch.equal(runs, torch.tensor([[2.0, 7.0]]))
     const = torch.full((2, 3, 5, 6), 0.7, dtype=F64)
     assert torch.allclose(Blur(5, 1.3)(const), const, atol=1e-15)
     delta = torch.zeros(1, 9, dtype=F64)

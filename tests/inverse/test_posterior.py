@@ -44,7 +44,8 @@ def test_bayes_rule_pointwise(case):
     x = torch.cat([prior.sample(50, g), post.sample(50, g)])
     gap = post.log_prob(x) - prior.log_prob(x) - _log_lik(op, x, y, s)
     a = op.matrix((8,))
-    comps = [torch.distributions.MultivariateNormal(a @ m, a @ c @ a.T + s * s * torch.eye(a.shape[0], dtype=F64))
+    noise = s * s * torch.eye(a.shape[0], dtype=F64)
+    comps = [torch.distributions.MultivariateNormal(a @ m, a @ c @ a.T + noise)
              for m, c in zip(prior.means, prior.covs)]
     log_evidence = torch.logsumexp(torch.stack([torch.log(w) + d.log_prob(y.flatten())
                                                 for w, d in zip(prior.weights, comps)]), 0)
@@ -63,7 +64,8 @@ def test_evidence_by_numerical_integration():
     joint = torch.exp(prior.log_prob(pts) + _log_lik(op, pts, y, s))
     evidence = joint.sum() * h * h
     post = prior.posterior(op, y, s)
-    closed = torch.exp(post.log_prob(pts[:1]) - prior.log_prob(pts[:1]) - _log_lik(op, pts[:1], y, s))
+    one = pts[:1]
+    closed = torch.exp(post.log_prob(one) - prior.log_prob(one) - _log_lik(op, one, y, s))
     assert abs(evidence / (1.0 / closed) - 1.0) < 1e-6
     mean_grid = (pts * joint[:, None]).sum(0) * h * h / evidence
     assert torch.allclose(mean_grid, mixture_moments(post)[0], atol=1e-6)

@@ -41,7 +41,8 @@ def _gauss4d() -> ip.oracle.GaussianMixture:
 
 def _cases() -> list[tuple[str, ip.oracle.GaussianMixture, ip.inverse.Operator, float]]:
     g = torch.Generator().manual_seed(0)
-    mix8d, aniso = ip.oracle.GaussianMixture.preset("mix8d"), ip.oracle.GaussianMixture.preset("aniso2d")
+    preset = ip.oracle.GaussianMixture.preset
+    mix8d, aniso = preset("mix8d"), preset("aniso2d")
     return [
         ("gauss4d N(m, 0.5 I), Linear 2x4, sigma_y 0.2", _gauss4d(),
          Linear(torch.randn(2, 4, generator=g)), 0.2),

@@ -107,7 +107,9 @@ class Downsample(Operator):
 
     def input_shape(self, y_shape: Sequence[int]) -> tuple[int, ...]:
         f = self.factor
-        return (y_shape[0] * f,) if len(y_shape) == 1 else (y_shape[0], *(s * f for s in y_shape[1:]))
+        if len(y_shape) == 1:
+            return (y_shape[0] * f,)
+        return (y_shape[0], *(s * f for s in y_shape[1:]))
 
     def gram_apply(self, v: Tensor, fn: Spectral) -> Tensor:
         e = torch.tensor([float(self.factor) ** -_signal_dims(v, "the measurement")],
@@ -149,8 +151,10 @@ class Blur(Operator):
         dims, r = _signal_dims(x, what), self.kernel_size // 2
         sizes = x.shape[-dims:]
         if self.padding == "circular" and r >= min(sizes):
-            raise InterpolantError(f"kernel_size {self.kernel_size} is too large for a circular "
-                                   f"blur of size {tuple(sizes)}; use a kernel below {2 * min(sizes)}")
+            raise InterpolantError(
+                f"kernel_size {self.kernel_size} is too large for a circular blur of size "
+                f"{tuple(sizes)}; use a kernel below {2 * min(sizes)}"
+            )
         k = self._kernel.to(x)
         if dims == 1:
             z, weight, conv = x[:, None, :], k.view(1, 1, -1), F.conv1d

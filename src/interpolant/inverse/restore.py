@@ -40,7 +40,9 @@ def _check_measurement(op: Any, y: Any, shape: Sequence[int] | None) -> tuple[Te
     try:
         expected = op.output_shape(shape)
     except InterpolantError as err:
-        raise InterpolantError(f"the operator does not fit samples of shape {shape}: {err}") from None
+        raise InterpolantError(
+            f"the operator does not fit samples of shape {shape}: {err}"
+        ) from None
     if tuple(y.shape) != expected:
         raise InterpolantError(
             f"y must have shape {expected} (one measurement of a sample of shape {shape}, no "

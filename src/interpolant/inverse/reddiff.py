@@ -36,17 +36,8 @@ def _positive_float(value: Any, name: str) -> float:
     return float(value)
 
 
-def red_diff(
-    den: Any,
-    op: Operator,
-    y: Tensor,
-    x: Tensor,
-    ts: Tensor,
-    generator: Any = None,
-    lam: float = 0.25,
-    lr: float = 0.05,
-    cond: Any = None,
-) -> Tensor:
+def red_diff(den: Any, op: Operator, y: Tensor, x: Tensor, ts: Tensor, generator: Any = None,
+             lam: float = 0.25, lr: float = 0.05, cond: Any = None) -> Tensor:
     """Fit ``mu`` (one per row of ``x``, which gives only the batch and dtype) over the
     decreasing grid ``ts``; returns the final ``mu``."""
     lam, lr = _positive_float(lam, "lam"), _positive_float(lr, "lr")

@@ -32,18 +32,8 @@ def _positive(value: Any, name: str) -> int:
     return value
 
 
-def repaint(
-    den: Any,
-    op: Operator,
-    y: Tensor,
-    x: Tensor,
-    ts: Tensor,
-    generator: Any = None,
-    solver: str = "ddpm",
-    jump: int = 1,
-    resample: int = 1,
-    cond: Any = None,
-) -> Tensor:
+def repaint(den: Any, op: Operator, y: Tensor, x: Tensor, ts: Tensor, generator: Any = None,
+            solver: str = "ddpm", jump: int = 1, resample: int = 1, cond: Any = None) -> Tensor:
     """Run RePaint from ``x`` (noise at ``ts[0]``) down the decreasing grid ``ts``."""
     jump, resample = _positive(jump, "jump"), _positive(resample, "resample")
     noise, path, times = Noise(generator), den.path, ts.tolist()

@@ -65,3 +65,15 @@ def test_bad_loss_is_a_clear_error(points):
         ip.guidance.LossGuidance(den, lambda x0, c: x0, 1.0)(points, 0.5)
     with pytest.raises(InterpolantError, match="callable"):
         ip.guidance.LossGuidance(den, None, 1.0)
+
+
+def test_loss_guidance_samples_inside_inference_mode(points):
+    """Autograd through the denoiser still runs when the caller samples under
+    torch.inference_mode (as the command line does)."""
+    gmm, A, y, loss = _setup()
+    path = ip.paths.VPLinear()
+    g = ip.guidance.LossGuidance(gmm.denoiser(path), loss, 0.05)
+    want = ip.sample(g, points, "dpm++2m", 5)
+    with torch.inference_mode():
+        got = ip.sample(g, points.clone(), "dpm++2m", 5)
+    torch.testing.assert_close(got, want, rtol=0, atol=0)

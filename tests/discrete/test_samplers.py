@@ -129,3 +129,14 @@ def test_sampler_errors():
         dd.train_tokens(torch.nn.Linear(1, 1), VPLinear(), torch.zeros(2, 3, dtype=torch.long))
     with pytest.raises(InterpolantError, match="x_start"):
         dd.sample(model, process, 2, 3, x_start=torch.full((2, 3), K))
+
+
+def test_sampler_table_rows(oracle):
+    """The benchmark table: one first-hitting row at L NFE and at the floor; ancestral rows
+    with NFE = steps whose TV falls with steps."""
+    rows = dd.sampler_table(oracle, dd.Masked("linear", K), ("ancestral", "first-hitting"),
+                            steps=(2, 16), n=8000)
+    assert [(r["sampler"], r["nfe"]) for r in rows] == [
+        ("ancestral", 2), ("ancestral", 16), ("first-hitting", 3)
+    ]
+    assert rows[0]["tv"] > rows[1]["tv"] and rows[2]["tv"] < rows[2]["floor"]

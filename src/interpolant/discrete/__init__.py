@@ -14,6 +14,7 @@ from data at ``t = 0`` to noise at ``t = 1``; categorical draws are float64 Gumb
 (torch.Size([8, 3]), 3)
 """
 
+from .benchmarks import sampler_table, tv_floor
 from .blackout import Blackout
 from .categorical import categorical, gumbel_noise, tail_factor
 from .d3pm import D3PM
@@ -39,6 +40,6 @@ __all__ = [
     "ancestral", "argmax_tokens", "bits", "categorical", "check_tokens", "ctmc_elbo", "d3pm_loss",
     "d3pm_step_kl", "decode_text", "digit_tokens", "distinct_ngrams", "duo_alpha",
     "evaluate_bound", "first_hitting", "gumbel_noise", "labelled_model", "loss_for", "masked_elbo",
-    "prior_kl", "sample", "schedule", "tail_factor", "tau_leaping", "tempered_product",
-    "text_tokens", "train_tokens",
+    "prior_kl", "sample", "sampler_table", "schedule", "tail_factor", "tau_leaping",
+    "tempered_product", "text_tokens", "train_tokens", "tv_floor",
 ]

@@ -224,6 +224,17 @@ def test_per_sample_times_and_float32():
     assert x32.dtype == torch.float32 and torch.isfinite(x32).all()
 
 
+def test_a_sample_does_not_depend_on_its_batch():
+    """With one generator per sample, sample i is the same drawn alone or in a batch."""
+    den = _iso(8).denoiser(ip.paths.VPLinear())
+    op, y = Downsample(2), torch.tensor([0.1, -0.2, 0.3, 0.0], dtype=F64)
+    batch = restore(den, op, y, 0.1, method="ddnm", n=3, steps=8,
+                    generator=[_gen(10 + i) for i in range(3)])
+    alone = restore(den, op, y, 0.1, method="ddnm", n=1, steps=8, generator=[_gen(11)])
+    assert torch.allclose(batch[1:2], alone, atol=1e-12)
+    assert not torch.allclose(batch[0], batch[1])
+
+
 @pytest.mark.parametrize("kwargs, match", [
     ({"method": "dpss"}, "unknown restoration method 'dpss'; choose one of: ddnm, dps, pigdm, "
                          "red-diff, repaint"),
@@ -232,6 +243,7 @@ def test_per_sample_times_and_float32():
     ({"op": Linear(torch.ones(4, 8)), "y": torch.zeros(3, dtype=F64)}, r"y must have shape \(4,\)"),
     ({"y": torch.tensor([0.0, math.nan, 0.0, 0.0])}, "NaN"),
     ({"n": 0}, "n must be a positive integer"),
+    ({"generator": [torch.Generator()]}, "one per sample"),
     ({"sigma_y": 0.0}, "DPS with sigma_y = 0 needs a step size"),
     ({"method": "dps", "zeta": -1.0}, "zeta must be a positive number"),
     ({"den": lambda x, t: x}, "needs a denoiser on a Gaussian path"),

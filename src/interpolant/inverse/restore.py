@@ -51,6 +51,17 @@ def _check_measurement(op: Any, y: Any, shape: Sequence[int] | None) -> tuple[Te
     return y, shape
 
 
+def _start(n: int, shape: tuple, dtype: torch.dtype, generator: Any) -> Tensor:
+    """``N(0, I)`` draws ``(n, *shape)`` from one generator or one per sample."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return torch.randn(n, *shape, generator=generator, dtype=dtype)
+    gens = list(generator)
+    if len(gens) != n or not all(isinstance(g, torch.Generator) for g in gens):
+        raise InterpolantError(f"generator must be a torch.Generator or {n} of them (one per "
+                               "sample)")
+    return torch.stack([torch.randn(*shape, generator=g, dtype=dtype) for g in gens])
+
+
 def restore(
     den: Any,
     op: Operator,
@@ -59,7 +70,7 @@ def restore(
     method: str = "dps",
     n: int = 1,
     steps: int | None = 50,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | Sequence[torch.Generator] | None = None,
     *,
     solver: str | None = None,
     grid: str | Tensor | None = None,
@@ -102,8 +113,7 @@ def restore(
     dtypes = den.parameter_dtypes() if hasattr(den, "parameter_dtypes") else set()
     dtype = next(iter(dtypes)) if len(dtypes) == 1 else y.dtype
     path = den.path
-    x = torch.randn(n, *shape, generator=generator, dtype=dtype) * path.sigma(float(t_start))
-    x = x.to(y.device)
+    x = _start(n, shape, dtype, generator).to(y.device) * path.sigma(float(t_start))
     solver = solver or "ddpm"
     if method in LOOPS:
         ts = make_grid(grid, path, steps, t_start, t_end)

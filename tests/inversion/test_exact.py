@@ -13,17 +13,9 @@ from interpolant.inversion import bdia_invert, bdia_sample, edict_invert, edict_
 F64 = torch.float64
 
 
-def random_mlp(seed: int = 0, num_classes=None) -> torch.nn.Module:
-    """A small MLP with every weight random (its output layer too, which starts at zero)."""
-    torch.manual_seed(seed)
-    net = ip.models.MLP(dim=2, hidden=32, depth=2, num_classes=num_classes).to(F64)
-    torch.nn.init.normal_(net.output.weight, std=0.3)
-    return net.eval()
-
-
 @pytest.fixture(scope="module")
-def den():
-    return ip.Denoiser(random_mlp(), ip.paths.VPLinear(), prediction="eps")
+def den(make_mlp):
+    return ip.Denoiser(make_mlp(), ip.paths.VPLinear(), prediction="eps")
 
 
 @pytest.fixture(scope="module")
@@ -81,9 +73,9 @@ def test_edict_round_trip_is_exact_in_float64(den, x0, form, tol):
 
 
 @torch.no_grad()
-def test_edict_data_form_inverts_into_pure_noise_and_the_noise_form_refuses():
+def test_edict_data_form_inverts_into_pure_noise_and_the_noise_form_refuses(make_mlp):
     path = ip.paths.Linear()  # alpha(1) = 0
-    den = ip.Denoiser(random_mlp(3), path, prediction="velocity")
+    den = ip.Denoiser(make_mlp(3), path, prediction="velocity")
     x0 = torch.randn(8, 2, dtype=F64, generator=torch.Generator().manual_seed(5))
     latent = edict_invert(den, x0, steps=30, form="data")
     assert max_err(edict_sample(den, latent, steps=30, form="data")[0], x0) < 1e-8

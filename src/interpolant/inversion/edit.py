@@ -1,0 +1,110 @@
+"""One front door for editing real data to another class: invert with the source label (or
+none), regenerate with the target label, by any method of this package.
+
+``edit(den, x0, to_label, method=...)`` with ``method``:
+
+=================  ==========================================================================
+``"ode"``          ``ip.invert`` then ``ip.sample`` with a deterministic ``solver`` (DDIM)
+``"bdia"``         :func:`.bdia_invert` / :func:`.bdia_sample` (exact latent)
+``"edict"``        :func:`.edict_invert` / :func:`.edict_sample` (exact latent)
+``"edit-friendly"`` :func:`.noise_maps` / :func:`.ddpm_decode` (exact DDPM latent)
+``"dpm-encoder"``  the same with the DPM-Encoder's states
+``"sdedit"``       :func:`.sdedit` with strength ``t0`` (no inversion; pass ``solver="ddpm"``
+                   for the paper's reverse SDE)
+=================  ==========================================================================
+
+Every method reconstructs ``x0`` when ``to_label == from_label`` (exactly for the exact latents,
+within the solver's error for ``"ode"``; SDEdit does not reconstruct).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..errors import InterpolantError, unknown_name
+from ..labels import NULL_LABEL
+from ..solvers.sampling import sample
+from .bdia import bdia_invert, bdia_sample
+from .edict import edict_invert, edict_sample
+from .noise_maps import ddpm_decode, noise_maps
+from .ode import check_data, invert
+from .sdedit import sdedit
+
+METHODS = ("ode", "bdia", "edict", "edit-friendly", "dpm-encoder", "sdedit")
+
+__all__ = ["METHODS", "edit", "labels_for", "num_classes"]
+
+
+def num_classes(denoiser: Any) -> int | None:
+    """The number of classes of the denoiser's network or exact mixture (looking through
+    guidance wrappers), or ``None`` where it does not say."""
+    net = getattr(denoiser, "model", None)
+    for owner in (net, getattr(net, "gmm", None)):
+        k = getattr(owner, "num_classes", None)
+        if isinstance(k, int):
+            return k
+    inner = getattr(denoiser, "den", None)  # a guidance wrapper
+    return num_classes(inner) if inner is not None else None
+
+
+def labels_for(denoiser: Any, label: Any, batch: int) -> Tensor | None:
+    """``label`` (an int, ``None``, or int64 ``(B,)``) as int64 labels of shape ``(batch,)``,
+    checked against the classes the model was trained with."""
+    if label is None:
+        return None
+    labels = torch.full((batch,), int(label)) if isinstance(label, int) else label
+    if (not isinstance(labels, Tensor) or labels.shape != (batch,) or labels.is_floating_point()
+            or labels.dtype == torch.bool):
+        raise InterpolantError(f"a label must be an int or int64 labels of shape ({batch},)")
+    labels = labels.long()
+    k = num_classes(denoiser)
+    if k is not None:
+        bad = (labels != NULL_LABEL) & ((labels < 0) | (labels >= k))
+        if bool(bad.any()):
+            raise InterpolantError(
+                f"label {int(labels[bad][0])} is not one the model was trained with: "
+                f"classes 0..{k - 1} (NULL_LABEL = {NULL_LABEL} for none)"
+            )
+    return labels
+
+
+def edit(
+    denoiser: Any,
+    x0: Tensor,
+    to_label: Any,
+    method: str = "ode",
+    from_label: Any = None,
+    steps: int | None = None,
+    grid: Any = None,
+    solver: str = "ddim",
+    t0: float = 0.5,
+    generator: torch.Generator | None = None,
+    **options: Any,
+) -> Tensor:
+    """``x0`` regenerated with the condition ``to_label`` by ``method`` (module docstring);
+    ``from_label`` is ``x0``'s own class (``None``: invert unconditionally). ``solver`` serves
+    ``"ode"`` and ``"sdedit"``; ``options`` go to the method (``gamma``, ``p``, ``eta``, a
+    solver's own options)."""
+    if method not in METHODS:
+        raise unknown_name("edit method", method, METHODS)
+    check_data(x0)
+    src = labels_for(denoiser, from_label, x0.shape[0])
+    dst = labels_for(denoiser, to_label, x0.shape[0])
+    common = {"steps": steps, "grid": grid}
+    if method == "ode":
+        z = invert(denoiser, x0, solver=solver, cond=src, **common, **options)
+        return sample(denoiser, z, solver=solver, cond=dst, **common, **options)
+    if method == "bdia":
+        return bdia_sample(denoiser, bdia_invert(denoiser, x0, cond=src, **common, **options),
+                           cond=dst, **common, **options)
+    if method == "edict":
+        latent = edict_invert(denoiser, x0, cond=src, **common, **options)
+        return edict_sample(denoiser, latent, cond=dst, **common, **options)[0]
+    if method == "sdedit":
+        return sdedit(denoiser, x0, t0, solver, cond=dst, generator=generator, **common,
+                      **options)
+    latent = noise_maps(denoiser, x0, method, cond=src, generator=generator, **common, **options)
+    return ddpm_decode(denoiser, latent, cond=dst, **common, **options)

@@ -76,3 +76,25 @@ def test_guidance_errors():
         dd.CFGTokenDenoiser(model, process, -1.0)
     with pytest.raises(InterpolantError, match="labels"):
         dd.sample(model, process, 2, 3, guidance=2.0)
+    classifier = lambda x, t: torch.zeros(len(x), 2)  # noqa: E731
+    with pytest.raises(InterpolantError, match="labels"):
+        dd.sample(dd.ClassifierGuidedDenoiser(model, process, classifier, 1.0), process, 2, 3)
+
+
+def test_exact_classifier_guidance_at_scale_one_approaches_the_class_law(classes, stats):
+    """Uniform process, ancestral, exact noisy classifier: gamma = 1 draws approach P(x | y)
+    as steps grow (exact in the small-step limit), while unguided draws stay at the mixture."""
+    process = dd.Uniform("linear", K)
+    weights = torch.tensor([0.5, 0.5])
+    model = dd.labelled_model(classes, weights, process)
+    classifier = dd.labelled_classifier(classes, weights, process)
+    n = N // 2
+    y = torch.zeros(n, dtype=torch.long)
+    tvs = []
+    for gamma, steps in ((1.0, 4), (1.0, 32), (0.0, 32)):
+        den = dd.ClassifierGuidedDenoiser(model, process, classifier, gamma)
+        out = dd.sample(den, process, n, 3, steps=steps, cond=y,
+                        generator=torch.Generator().manual_seed(4))
+        tvs.append(stats.tv(stats.empirical_law(out.tokens, K), classes[0].probs))
+    floor = stats.tv_bound(classes[0].probs, n)
+    assert tvs[1] < tvs[0] and tvs[1] < floor + 0.06 and tvs[2] > tvs[1] + floor, (tvs, floor)

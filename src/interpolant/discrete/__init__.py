@@ -21,11 +21,11 @@ from .d3pm import D3PM
 from .data import DIGIT_LEVELS, TEXT_VOCAB, bits, decode_text, digit_tokens, text_tokens
 from .duality import argmax_tokens, duo_alpha
 from .metrics import NGramModel, distinct_ngrams
-from .guidance import CFGTokenDenoiser, tempered_product
+from .guidance import CFGTokenDenoiser, ClassifierGuidedDenoiser, tempered_product
 from .objectives import (
     OBJECTIVES, ctmc_elbo, d3pm_loss, d3pm_step_kl, loss_for, masked_elbo, prior_kl,
 )
-from .oracle import TokenOracle, all_sequences, labelled_model
+from .oracle import TokenOracle, all_sequences, labelled_classifier, labelled_model
 from .processes import Masked, Process, Uniform, check_tokens
 from .sampling import (
     SAMPLERS, Samples, TokenDenoiser, ancestral, first_hitting, sample, tau_leaping,
@@ -34,12 +34,12 @@ from .schedules import Cosine, Linear, Polynomial, Schedule, Tabulated, schedule
 from .training import evaluate_bound, train_tokens
 
 __all__ = [
-    "Blackout", "CFGTokenDenoiser", "Cosine", "D3PM", "DIGIT_LEVELS", "Linear", "Masked",
-    "NGramModel", "OBJECTIVES", "Polynomial", "Process", "SAMPLERS", "Samples", "Schedule",
-    "TEXT_VOCAB", "Tabulated", "TokenDenoiser", "TokenOracle", "Uniform", "all_sequences",
-    "ancestral", "argmax_tokens", "bits", "categorical", "check_tokens", "ctmc_elbo", "d3pm_loss",
-    "d3pm_step_kl", "decode_text", "digit_tokens", "distinct_ngrams", "duo_alpha",
-    "evaluate_bound", "first_hitting", "gumbel_noise", "labelled_model", "loss_for", "masked_elbo",
-    "prior_kl", "sample", "sampler_table", "schedule", "tail_factor", "tau_leaping",
-    "tempered_product", "text_tokens", "train_tokens", "tv_floor",
+    "Blackout", "CFGTokenDenoiser", "ClassifierGuidedDenoiser", "Cosine", "D3PM", "DIGIT_LEVELS",
+    "Linear", "Masked", "NGramModel", "OBJECTIVES", "Polynomial", "Process", "SAMPLERS", "Samples",
+    "Schedule", "TEXT_VOCAB", "Tabulated", "TokenDenoiser", "TokenOracle", "Uniform",
+    "all_sequences", "ancestral", "argmax_tokens", "bits", "categorical", "check_tokens",
+    "ctmc_elbo", "d3pm_loss", "d3pm_step_kl", "decode_text", "digit_tokens", "distinct_ngrams",
+    "duo_alpha", "evaluate_bound", "first_hitting", "gumbel_noise", "labelled_classifier",
+    "labelled_model", "loss_for", "masked_elbo", "prior_kl", "sample", "sampler_table", "schedule",
+    "tail_factor", "tau_leaping", "tempered_product", "text_tokens", "train_tokens", "tv_floor",
 ]

@@ -31,7 +31,7 @@ from torch import Tensor
 from ..errors import InterpolantError
 from .processes import Process, check_tokens, gather_rows, times_of
 
-__all__ = ["TokenOracle", "all_sequences", "labelled_model"]
+__all__ = ["TokenOracle", "all_sequences", "labelled_classifier", "labelled_model"]
 
 
 def all_sequences(states: int, length: int) -> Tensor:
@@ -99,16 +99,12 @@ class TokenOracle:
     def marginals(self, process: Process, x_t: Tensor, t: Tensor | float) -> Tensor:
         """``(B, L, K)``: ``p(x_0^i = k | x_t)``, the exact denoiser (computed once per
         distinct ``x_t`` when all times are equal, as in a sampler's batch)."""
-        t = times_of(t, x_t.shape[0])
-        if len(t) > 1 and bool((t == t[0]).all()):
-            codes, inverse = torch.unique(_index(x_t, process.num_states), return_inverse=True)
-            if len(codes) < len(x_t):
-                unique = x_t.new_empty(len(codes), x_t.shape[1])
-                unique[inverse] = x_t
-                return self.marginals(process, unique, t[: len(codes)])[inverse]
-        post = self.posterior(process, x_t, t)
         onehot = torch.nn.functional.one_hot(self.support, self.num_tokens).to(torch.float64)
-        return torch.einsum("bn,nlk->blk", post, onehot)
+
+        def exact(x: Tensor, times: Tensor) -> Tensor:
+            return torch.einsum("bn,nlk->blk", self.posterior(process, x, times), onehot)
+
+        return _per_distinct(exact, x_t, times_of(t, x_t.shape[0]), process.num_states)
 
     def marginal_xt(self, process: Process, t: float) -> tuple[Tensor, Tensor]:
         """``(states, q)``: all ``S^L`` noisy sequences and their exact probabilities ``q(x_t)``."""
@@ -174,3 +170,34 @@ def labelled_model(
         return torch.log(out)
 
     return exact
+
+
+def labelled_classifier(
+    oracles: list[TokenOracle], weights: Tensor, process: Process
+) -> Callable[[Tensor, Tensor], Tensor]:
+    """The exact noisy classifier ``classifier(x_t, t) -> log p(y | x_t)`` ``(B, C)``:
+    ``p(y | x_t) ∝ weights[y] sum_x0 P(x_0 | y) q(x_t | x_0)``."""
+    weights = torch.as_tensor(weights, dtype=torch.float64)
+    laws = torch.stack([o.probs for o in oracles], 1)  # (N, C)
+
+    def exact(x: Tensor, times: Tensor) -> Tensor:
+        joint = (oracles[0].likelihood(process, x, times) @ laws) * weights
+        return torch.log(joint / joint.sum(1, keepdim=True))
+
+    def classifier(x_t: Tensor, t: Tensor) -> Tensor:
+        return _per_distinct(exact, x_t, times_of(t, x_t.shape[0]), process.num_states)
+
+    return classifier
+
+
+def _per_distinct(
+    fn: Callable[[Tensor, Tensor], Tensor], x_t: Tensor, t: Tensor, states: int
+) -> Tensor:
+    """``fn(x_t, t)``, evaluated once per distinct row of ``x_t`` when all times are equal."""
+    if len(t) > 1 and bool((t == t[0]).all()):
+        codes, inverse = torch.unique(_index(x_t, states), return_inverse=True)
+        if len(codes) < len(x_t):
+            unique = x_t.new_empty(len(codes), x_t.shape[1])
+            unique[inverse] = x_t
+            return fn(unique, t[: len(codes)])[inverse]
+    return fn(x_t, t)

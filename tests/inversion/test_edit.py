@@ -1,0 +1,128 @@
+"""SDEdit, CycleDiffusion and the edit() front door on exact mixtures."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from support.orders import fit_order
+
+import interpolant as ip
+from interpolant.errors import InterpolantError
+from interpolant.inversion import METHODS, cycle, edit, sdedit
+from interpolant.oracle import GaussianMixture
+from interpolant.solvers.base import Noise
+
+F64 = torch.float64
+
+
+@pytest.fixture(scope="module")
+def gmm():
+    return GaussianMixture.preset("aniso2d")
+
+
+@pytest.fixture(scope="module")
+def classes(gmm):
+    """aniso2d with 4 classes of two neighbouring components each."""
+    return GaussianMixture(gmm.means, gmm.covs, gmm.weights,
+                           labels=torch.tensor([0, 0, 1, 1, 2, 2, 3, 3]))
+
+
+def gen(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+def test_sdedit_from_t0_1_ignores_the_input_and_samples_the_model(gmm):
+    """On rectified flow alpha(1) = 0: the noised input is pure noise, so the output is the
+    model's sample from that noise whatever the input, and its law is the mixture's."""
+    path = ip.paths.Linear()
+    den = gmm.denoiser(path)
+    a = torch.zeros(4000, 2, dtype=F64)
+    b = torch.full((4000, 2), 5.0, dtype=F64)
+    out_a = sdedit(den, a, t0=1.0, solver="dpm++2m", steps=30, grid="logsnr", generator=gen(1))
+    out_b = sdedit(den, b, t0=1.0, solver="dpm++2m", steps=30, grid="logsnr", generator=gen(1))
+    assert torch.equal(out_a, out_b)
+    mean = gmm.weights @ gmm.means
+    centred = gmm.means - mean
+    cov = (gmm.weights[:, None, None] * (gmm.covs + centred[:, :, None] * centred[:, None])).sum(0)
+    assert float((out_a.mean(0) - mean).abs().max()) < 0.06  # MC standard error 0.017
+    assert float((torch.cov(out_a.T) - cov).abs().max()) < 0.08
+
+
+def test_sdedit_is_the_exact_flow_of_the_noised_input(gmm):
+    """With an ODE solver SDEdit is the probability flow from x_t0 = alpha x + sigma eps."""
+    path = ip.paths.VPLinear()
+    x = gmm.sample(64, gen(2))
+    x_t0 = path.alpha(0.6) * x + path.sigma(0.6) * Noise(gen(3)).like(x)
+    ref = gmm.flow(path, x_t0, t_from=0.6)
+    out = sdedit(gmm.denoiser(path), x, t0=0.6, solver="dpm3", steps=30, grid="logsnr",
+                 generator=gen(3))
+    assert float((out - ref).square().mean().sqrt()) < 1e-3  # measured 4e-4
+
+
+def test_sdedit_returns_the_input_as_t0_goes_to_zero(gmm):
+    path = ip.paths.VPLinear()
+    den = gmm.denoiser(path)
+    x = gmm.sample(256, gen(4))
+    errs = [float((sdedit(den, x, t0=t0, steps=10, generator=gen(5)) - x).square().mean().sqrt())
+            for t0 in (0.3, 0.08, 0.01)]
+    assert errs[0] > errs[1] > errs[2] and errs[2] < 2.0 * path.sigma(0.01), errs  # 1.3 sigma
+
+
+def test_cycle_ddim_is_the_composition_of_the_two_exact_flows(gmm):
+    """CycleDiffusion between two exact mixtures: Phi^B_{1 -> t_min} o Phi^A_{t_min -> 1},
+    reached at the solver's order."""
+    rot = torch.tensor([[math.cos(0.4), -math.sin(0.4)], [math.sin(0.4), math.cos(0.4)]],
+                       dtype=F64)
+    other = GaussianMixture(0.8 * gmm.means @ rot.T, rot @ gmm.covs @ rot.T, gmm.weights.flip(0))
+    path = ip.paths.VPLinear()
+    x = gmm.sample(32, gen(6))
+    ref = other.flow(path, gmm.flow(path, x, t_from=path.t_min, t_to=1.0))
+    for solver, order, steps in (("ddim", 1, [16, 32, 64]), ("dpm++2m", 2, [16, 24, 32])):
+        errs = [float((cycle(gmm.denoiser(path), other.denoiser(path), x, solver=solver,
+                             steps=n, grid="logsnr") - ref).square().mean().sqrt())
+                for n in steps]
+        assert fit_order(steps, errs) > order - 0.3, (solver, errs)
+
+
+def test_cycle_with_the_dpm_encoder_reconstructs_between_equal_models(gmm):
+    den = gmm.denoiser(ip.paths.VPLinear())
+    x = gmm.sample(32, gen(7))
+    out = cycle(den, den, x, solver="dpm-encoder", steps=20, generator=gen(8))
+    assert float((out - x).abs().max()) < 1e-12
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_edit_moves_data_to_the_target_class(classes, method):
+    path = ip.paths.VPLinear()
+    den = classes.denoiser(path)
+    x0 = classes.restrict(0).sample(200, gen(9))
+    options = {"t0": 0.9, "solver": "ddpm"} if method == "sdedit" else {}
+    out = edit(den, x0, to_label=2, method=method, from_label=0, steps=40,
+               generator=gen(10), **options)
+    label = classes.class_log_posterior(out, path.t_min, path).argmax(1)
+    assert float((label == 2).double().mean()) > 0.9
+    if method != "sdedit":  # same label: reconstruction (exact latents to rounding)
+        same = edit(den, x0, to_label=0, method=method, from_label=0, steps=40,
+                    generator=gen(10))
+        if method == "ode":  # DDIM there and back: within its error (RMS, measured 0.03)
+            assert float((same - x0).square().mean().sqrt()) < 0.1
+        else:
+            assert float((same - x0).abs().max()) < 1e-9
+
+
+def test_edit_refuses_unknown_labels_and_methods(classes, make_mlp):
+    den = classes.denoiser(ip.paths.VPLinear())
+    x0 = classes.sample(4)
+    with pytest.raises(InterpolantError, match="label 4 is not one"):
+        edit(den, x0, to_label=4)
+    with pytest.raises(InterpolantError, match="label 7 is not one"):
+        edit(ip.guidance.CFG(den, scale=2.0), x0, to_label=1, from_label=7)
+    net_den = ip.Denoiser(make_mlp(num_classes=3), ip.paths.VPLinear(), prediction="eps")
+    with pytest.raises(InterpolantError, match="classes 0..2"):
+        edit(net_den, x0, to_label=3)
+    with pytest.raises(InterpolantError, match="edit method"):
+        edit(den, x0, to_label=1, method="magic")
+    with pytest.raises(InterpolantError, match="t0 must lie"):
+        edit(den, x0, to_label=1, method="sdedit", t0=0.0)

@@ -87,6 +87,9 @@ def test_digit_tokens_are_the_raw_intensities():
     assert labels.shape == (1797,)
     train, _ = dd.digit_tokens("train")
     assert train.shape == (1500, 64)
+    from interpolant.data.images import digits
+
+    torch.testing.assert_close(dd.digit_images(train), digits("train")[0])
 
 
 def test_train_tokens_rejects_bad_data():

@@ -18,7 +18,9 @@ from .benchmarks import sampler_table, tv_floor
 from .blackout import Blackout
 from .categorical import categorical, gumbel_noise, tail_factor
 from .d3pm import D3PM
-from .data import DIGIT_LEVELS, TEXT_VOCAB, bits, decode_text, digit_tokens, text_tokens
+from .data import (
+    DIGIT_LEVELS, TEXT_VOCAB, bits, decode_text, digit_images, digit_tokens, text_tokens,
+)
 from .duality import argmax_tokens, duo_alpha
 from .metrics import NGramModel, distinct_ngrams
 from .guidance import CFGTokenDenoiser, ClassifierGuidedDenoiser, tempered_product
@@ -38,8 +40,9 @@ __all__ = [
     "Linear", "Masked", "NGramModel", "OBJECTIVES", "Polynomial", "Process", "SAMPLERS", "Samples",
     "Schedule", "TEXT_VOCAB", "Tabulated", "TokenDenoiser", "TokenOracle", "Uniform",
     "all_sequences", "ancestral", "argmax_tokens", "bits", "categorical", "check_tokens",
-    "ctmc_elbo", "d3pm_loss", "d3pm_step_kl", "decode_text", "digit_tokens", "distinct_ngrams",
-    "duo_alpha", "evaluate_bound", "first_hitting", "gumbel_noise", "labelled_classifier",
-    "labelled_model", "loss_for", "masked_elbo", "prior_kl", "sample", "sampler_table", "schedule",
-    "tail_factor", "tau_leaping", "tempered_product", "text_tokens", "train_tokens", "tv_floor",
+    "ctmc_elbo", "d3pm_loss", "d3pm_step_kl", "decode_text", "digit_images", "digit_tokens",
+    "distinct_ngrams", "duo_alpha", "evaluate_bound", "first_hitting", "gumbel_noise",
+    "labelled_classifier", "labelled_model", "loss_for", "masked_elbo", "prior_kl", "sample",
+    "sampler_table", "schedule", "tail_factor", "tau_leaping", "tempered_product", "text_tokens",
+    "train_tokens", "tv_floor",
 ]

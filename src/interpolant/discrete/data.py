@@ -15,8 +15,12 @@ import torch
 from torch import Tensor
 
 from ..errors import InterpolantError, unknown_name
+from .processes import check_tokens
 
-__all__ = ["DIGIT_LEVELS", "TEXT_VOCAB", "bits", "decode_text", "digit_tokens", "text_tokens"]
+__all__ = [
+    "DIGIT_LEVELS", "TEXT_VOCAB", "bits", "decode_text", "digit_images", "digit_tokens",
+    "text_tokens",
+]
 
 DIGIT_LEVELS = 17
 """The 8x8 digits' intensities take the values 0..16: one token per value."""
@@ -38,6 +42,15 @@ def digit_tokens(split: str = "train", seed: int = 0) -> tuple[Tensor, Tensor]:
     images, labels = digits(split, seed)
     tokens = torch.round((images[:, 0] + 1.0) * 8.0).long().reshape(len(images), 64)
     return tokens, labels
+
+
+def digit_images(tokens: Tensor) -> Tensor:
+    """``(N, 64)`` intensity tokens back to images ``(N, 1, 8, 8)`` in ``[-1, 1]`` (``v / 8 - 1``),
+    the library's image convention (for pictures and Digits-FD)."""
+    check_tokens(tokens, DIGIT_LEVELS, "digit tokens")
+    if tokens.shape[1] != 64:
+        raise InterpolantError(f"digit tokens have 64 positions, got {tokens.shape[1]}")
+    return (tokens.to(torch.float32) / 8.0 - 1.0).reshape(-1, 1, 8, 8)
 
 
 def text_tokens(length: int = 64, split: str = "train") -> Tensor:

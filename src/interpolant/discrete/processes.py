@@ -227,7 +227,11 @@ class Masked(_Mixing):
 
 class Uniform(_Mixing):
     """Uniform-state diffusion (Schiff et al. 2024, "UDLM"; Sahoo et al. 2025, "Duo"):
-    ``x_t = x_0`` with probability ``alpha(t)``, else uniform over the ``K`` tokens."""
+    ``x_t = x_0`` with probability ``alpha(t)``, else uniform over the ``K`` tokens.
+
+    Its discrete-time form is multinomial diffusion (Hoogeboom et al. 2021); with ``K = 2`` it
+    is the XOR bit-flip process of Binary Diffusion, ``x_t = x_0 xor b``,
+    ``b ~ Bernoulli((1 - alpha) / 2)``."""
 
     name = "uniform"
 

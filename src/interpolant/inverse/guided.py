@@ -29,7 +29,7 @@ from torch import Tensor
 from ..errors import InterpolantError
 from ..guidance.base import Guided
 from ..paths import GaussianPath
-from .operators import RCOND, Operator, as_tensor64
+from .operators import RCOND, Operator, as_tensor64, positive_float
 from .posterior import check_sigma_y
 
 __all__ = ["MeasurementGuided", "DPS", "PiGDM", "DDNM"]
@@ -58,9 +58,7 @@ class MeasurementGuided(Guided):
         if not isinstance(op, Operator):
             raise InterpolantError(f"op must be an interpolant.inverse operator, got "
                                    f"{type(op).__name__}")
-        if not (isinstance(data_var, (int, float)) and math.isfinite(data_var) and data_var > 0):
-            raise InterpolantError(f"data_var must be a positive number, got {data_var!r}")
-        self.den, self.op, self.data_var = den, op, float(data_var)
+        self.den, self.op, self.data_var = den, op, positive_float(data_var, "data_var")
         self.y = as_tensor64(y, "the measurement y")
         self.sigma_y = check_sigma_y(sigma_y)
 
@@ -131,10 +129,9 @@ class DPS(MeasurementGuided):
         super().__init__(den, op, y, sigma_y)
         if self.sigma_y == 0 and (zeta is None or gaussian_likelihood):
             raise InterpolantError("DPS with sigma_y = 0 needs a step size: pass zeta=...")
-        if zeta is not None and not (isinstance(zeta, (int, float)) and zeta > 0):
-            raise InterpolantError(f"zeta must be a positive number, got {zeta!r}")
         self.gaussian_likelihood = bool(gaussian_likelihood)
-        self.zeta = math.sqrt(self.y.numel()) / self.sigma_y if zeta is None else float(zeta)
+        self.zeta = (math.sqrt(self.y.numel()) / self.sigma_y if zeta is None
+                     else positive_float(zeta, "zeta"))
 
     def _direction(self, x0: Tensor) -> Tensor:
         r = self.residual(x0)

@@ -50,6 +50,22 @@ def as_tensor64(x: Any, name: str) -> Tensor:
     return t
 
 
+def positive_float(value: Any, name: str) -> float:
+    """``value`` as a float, or an error unless it is a finite number ``> 0``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+        math.isfinite(value) and value > 0
+    ):
+        raise InterpolantError(f"{name} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def positive_int(value: Any, name: str) -> int:
+    """``value``, or an error unless it is an integer ``>= 1``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InterpolantError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
 def batch_of(x: Any, shape: Sequence[int] | None, what: str) -> Tensor:
     """Check that ``x`` is a floating batch ``(B, *shape)`` (any shape if ``None``)."""
     if not isinstance(x, Tensor) or not x.is_floating_point() or x.ndim < 2:

@@ -22,25 +22,18 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..errors import InterpolantError
 from ..solvers import Noise
-from .operators import Operator
+from .operators import Operator, positive_float
 
 BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
-
-
-def _positive_float(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise InterpolantError(f"{name} must be a positive number, got {value!r}")
-    return float(value)
 
 
 def red_diff(den: Any, op: Operator, y: Tensor, x: Tensor, ts: Tensor, generator: Any = None,
              lam: float = 0.25, lr: float = 0.05, cond: Any = None) -> Tensor:
     """Fit ``mu`` (one per row of ``x``, which gives only the batch and dtype) over the
     decreasing grid ``ts``; returns the final ``mu``."""
-    lam, lr = _positive_float(lam, "lam"), _positive_float(lr, "lr")
+    lam, lr = positive_float(lam, "lam"), positive_float(lr, "lr")
     noise, path, y = Noise(generator), den.path, y.to(x)[None]
     mu = op.pinv(y).expand_as(x).clone()
     m1, m2 = torch.zeros_like(mu), torch.zeros_like(mu)

@@ -21,21 +21,14 @@ from typing import Any
 
 from torch import Tensor
 
-from ..errors import InterpolantError
 from ..solvers import Noise, sample
-from .operators import Operator
-
-
-def _positive(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InterpolantError(f"{name} must be a positive integer, got {value!r}")
-    return value
+from .operators import Operator, positive_int
 
 
 def repaint(den: Any, op: Operator, y: Tensor, x: Tensor, ts: Tensor, generator: Any = None,
             solver: str = "ddpm", jump: int = 1, resample: int = 1, cond: Any = None) -> Tensor:
     """Run RePaint from ``x`` (noise at ``ts[0]``) down the decreasing grid ``ts``."""
-    jump, resample = _positive(jump, "jump"), _positive(resample, "resample")
+    jump, resample = positive_int(jump, "jump"), positive_int(resample, "resample")
     noise, path, times = Noise(generator), den.path, ts.tolist()
     y_row = op.pinv(y.to(x)[None])  # A^+ y, broadcast over the batch
 

@@ -117,7 +117,7 @@ def restore(
     solver = solver or "ddpm"
     if method in LOOPS:
         ts = make_grid(grid, path, steps, t_start, t_end)
-        if method == "repaint":
+        if method == "repaint":  # it runs the solver one step at a time
             options = {"solver": solver, **options}
         return LOOPS[method](den, op, y, x, ts, generator, cond=cond, **options)
     guided = GUIDED[method](den, op, y, sigma_y, **options)

@@ -24,7 +24,7 @@ __version__ = "0.1.0"
 # Heavier layers (scikit-learn data, matplotlib plots, networks) load on first use.
 _LAZY = (
     "acceleration",
-    "app", "bench", "data", "discrete", "guidance", "images", "interop", "interpolants", "inverse",
+    "app", "bench", "data", "discrete", "fewstep", "guidance", "images", "interop", "interpolants", "inverse",
     "metrics",
     "models", "plots", "training",
 )
@@ -50,6 +50,7 @@ __all__ = [
     "convert",
     "data",
     "discrete",
+    "fewstep",
     "grids",
     "guidance",
     "images",

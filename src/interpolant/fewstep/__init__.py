@@ -1,0 +1,104 @@
+"""Few-step generation: students that sample in one to four network evaluations.
+
+=============  ==========================================================  =====================
+method         what is learned                                            samples with
+=============  ==========================================================  =====================
+``"cd"``       consistency distillation from a teacher's ODE (Song 2023)  multistep consistency
+``"ct"``       improved consistency training, iCT (Song & Dhariwal 2023)  multistep consistency
+``"pd"``       progressive distillation, rounds of halving (Salimans-Ho)  DDIM on its grid
+``"reflow"``   rectified flow on the teacher's coupling (Liu 2022; Lee    Euler, uniform grid
+               2024's U-shaped times and pseudo-Huber)
+=============  ==========================================================  =====================
+
+>>> student = distill(teacher, "cd", student=net, data=x0, steps=2000)      # doctest: +SKIP
+>>> x = sample(student, torch.randn(64, 2), nfe=2)                          # doctest: +SKIP
+
+A distillation whose loss turns non-finite stops with an :class:`InterpolantError` naming the
+step; the student keeps the weights of the last finite step.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import InterpolantError, unknown_name
+from ..paths import GaussianPath
+from ..predictions import Denoiser
+from .consistency import (ConsistencyModel, consistency_grid, consistency_loss,
+                          consistency_sample, multistep_times, pseudo_huber)
+from .distillation import cd_pairs, consistency_distillation, teacher_step
+from .ict import consistency_training, curriculum, interval_probabilities, interval_weights
+from .progressive import progressive_distillation, two_step_target
+from .reflow import reflow, reflow_pairs, straightness, u_shaped
+from .students import ConsistencyStudent, SolverStudent
+
+METHODS = ("cd", "ct", "pd", "reflow")
+
+__all__ = [
+    "METHODS", "distill", "sample", "ConsistencyModel", "ConsistencyStudent", "SolverStudent",
+    "consistency_distillation", "consistency_training", "progressive_distillation", "reflow",
+    "reflow_pairs", "straightness", "u_shaped", "pseudo_huber", "consistency_loss",
+    "consistency_grid", "consistency_sample", "multistep_times", "teacher_step", "cd_pairs",
+    "curriculum", "interval_probabilities", "interval_weights", "two_step_target",
+]
+
+Student = ConsistencyStudent | SolverStudent
+
+
+def distill(teacher: Denoiser | None, method: str = "cd", *, student: nn.Module,
+            data: Tensor | None = None, steps: int = 1000, path: GaussianPath | None = None,
+            pairs: int = 4096, pair_solver: str = "dpm++2m", pair_steps: int = 20,
+            eta: float = 1.0, generator: torch.Generator | None = None,
+            **options: Any) -> Student:
+    """Distil (or, for ``"ct"``, train) a few-step ``student`` network.
+
+    Args:
+        teacher: the teacher :class:`interpolant.Denoiser` (for ``"ct"`` only its path is
+            used, and it may be ``None`` when ``path`` is given).
+        method: one of :data:`METHODS`.
+        student: the network ``model(x, t, cond)``, shaped like the data; trained in place.
+        data: training samples ``(n, ...)`` (``"cd"``, ``"ct"``, ``"pd"``; for ``"reflow"``
+            only their shape and dtype, the pairs come from the teacher).
+        steps: optimiser steps (per round for ``"pd"``).
+        pairs, pair_solver, pair_steps: the reflow coupling's size and the teacher ODE solve.
+        eta: the consistency students' re-noising (1: Song et al., 0: deterministic).
+        options: the method's own keywords (see :func:`consistency_distillation`,
+            :func:`consistency_training`, :func:`progressive_distillation`, :func:`reflow`).
+    """
+    if method not in METHODS:
+        raise unknown_name("distillation method", method, METHODS)
+    if teacher is not None and not isinstance(teacher, Denoiser):
+        raise InterpolantError(f"the teacher must be an interpolant.Denoiser (a loaded run's "
+                               f"network with its path), got {type(teacher).__name__}")
+    if teacher is None and not (method == "ct" and path is not None):
+        raise InterpolantError(f"method {method!r} needs a teacher denoiser "
+                               "(only 'ct' trains without one, given path=)")
+    if data is None:
+        raise InterpolantError("give data= (training samples, or for reflow one batch that "
+                               "shows the data's shape and dtype)")
+    if method == "cd":
+        model = consistency_distillation(teacher, student, data, steps=steps,
+                                         generator=generator, **options)
+        return ConsistencyStudent(model, "cd", eta)
+    if method == "ct":
+        model = consistency_training(path or teacher.path, student, data, steps=steps,
+                                     generator=generator, **options)
+        return ConsistencyStudent(model, "ct", eta)
+    if method == "pd":
+        return progressive_distillation(teacher, student, data, steps=steps, generator=generator,
+                                        **options)
+    noise = torch.randn((pairs, *data.shape[1:]), generator=generator, dtype=data.dtype)
+    return reflow(reflow_pairs(teacher, noise.to(data.device), pair_solver, pair_steps),
+                  student, steps=steps, generator=generator, **options)
+
+
+def sample(student: Student, x1: Tensor, nfe: int = 1, generator: torch.Generator | None = None,
+           cond: Any = None) -> Tensor:
+    """Draw from a few-step ``student`` with ``nfe`` network evaluations from noise ``x1``."""
+    if not isinstance(student, (ConsistencyStudent, SolverStudent)):
+        raise InterpolantError(f"sample needs a student from interpolant.fewstep.distill, got "
+                               f"{type(student).__name__}")
+    return student.sample(x1, nfe, generator=generator, cond=cond)

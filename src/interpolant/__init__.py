@@ -23,8 +23,8 @@ __version__ = "0.1.0"
 
 # Heavier layers (scikit-learn data, matplotlib plots, networks) load on first use.
 _LAZY = (
-    "acceleration",
-    "app", "bench", "data", "discrete", "fewstep", "guidance", "images", "interop", "interpolants", "inverse",
+    "acceleration", "fewstep",
+    "app", "bench", "data", "discrete", "guidance", "images", "interop", "interpolants", "inverse",
     "metrics",
     "models", "plots", "training",
 )

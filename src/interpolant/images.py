@@ -6,6 +6,9 @@ black (0) and ``1`` is white (255).
 
 >>> save_grid(samples, "out/ddim_10.png", scale=4)       # 8x8 digits become 32x32 tiles
 >>> scatter_png(samples_2d, "out/moons.png", reference=data)
+
+Pictures are written in the format their name asks for: ``.png``, or ``.jpg`` / ``.jpeg``
+(JPEG, lossy); any other name is refused (:func:`check_picture_name`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,23 @@ from .errors import InterpolantError
 RANGE_TOLERANCE = 1e-4
 
 ArrayLike = torch.Tensor | np.ndarray
+
+# File name endings of the pictures we write, and their formats (PIL / matplotlib names).
+PICTURE_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg"}
+
+
+def check_picture_name(path: str | os.PathLike[str]) -> str:
+    """The format a picture named ``path`` is written in (``"png"`` or ``"jpeg"``); refuses
+    a folder or a name with another ending."""
+    target = Path(path)
+    if target.is_dir():
+        raise InterpolantError(f"{target} is a folder; give a picture file name such as "
+                               f"{target / 'samples.png'}")
+    fmt = PICTURE_FORMATS.get(target.suffix.lower())
+    if fmt is None:
+        raise InterpolantError(f"cannot write a picture named {target.name!r}: name it .png or "
+                               ".jpg (PNG or JPEG)")
+    return fmt
 
 
 def _as_numpy(images: ArrayLike, what: str) -> np.ndarray:
@@ -121,18 +141,20 @@ def save_grid(
     pad_value: float = 1.0,
     clip: bool = False,
 ) -> Path:
-    """Write a batch of images as one PNG grid and return the path written.
+    """Write a batch of images as one PNG (or JPEG, for a ``.jpg`` name) grid and return the
+    path written.
 
     See :func:`grid_array` for the layout. Grey images (``C = 1``) are saved in mode ``L``,
     colour images in ``RGB``. Parent folders are created; the file is replaced atomically.
     """
+    fmt = check_picture_name(path)
     canvas = grid_array(images, nrow, scale, padding, pad_value, clip)
     picture = Image.fromarray(canvas[..., 0] if canvas.shape[-1] == 1 else canvas)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        picture.save(partial, format="PNG")
+        picture.save(partial, format=fmt.upper(), **({"quality": 95} if fmt == "jpeg" else {}))
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)

@@ -41,12 +41,17 @@ def new_figure(width: float = 5.0, height: float = 3.5, dpi: int = 120) -> tuple
 
 
 def save_figure(figure: Figure, path: str | os.PathLike[str]) -> Path:
-    """Save ``figure`` as a PNG at ``path`` (atomically), free it, and return the path."""
+    """Save ``figure`` as a PNG (or JPEG, for a ``.jpg`` name) at ``path`` (atomically), free
+    it, and return the path."""
+    from .images import check_picture_name
+
+    fmt = check_picture_name(path)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    meta = {"Software": None} if fmt == "png" else None
     try:
-        figure.savefig(partial, format="png", metadata={"Software": None}, facecolor="white")
+        figure.savefig(partial, format=fmt, metadata=meta, facecolor="white")
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)

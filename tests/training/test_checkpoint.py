@@ -130,3 +130,31 @@ def test_old_checkpoints_are_pruned_only_after_a_new_one_is_complete(tmp_path):
     assert (tmp_path / "LATEST").read_text() == "step_00000003"
     with pytest.raises(InterpolantError, match="no checkpoint"):
         load_checkpoint(tmp_path / "nothing")
+
+
+def test_a_manifest_without_its_files_is_refused_not_a_key_error(tmp_path):
+    _save(tmp_path, 1, 0)
+    manifest = tmp_path / "step_00000001" / "manifest.json"
+    raw = json.loads(manifest.read_text())
+    del raw["files"]
+    manifest.write_text(json.dumps(raw))
+    with pytest.raises(InterpolantError, match="manifest.json lacks"):
+        load_checkpoint(tmp_path)
+
+
+def test_newest_valid_skips_damaged_checkpoints_and_ignores_a_lost_latest(tmp_path):
+    from interpolant.training.checkpoint import newest_valid
+
+    assert newest_valid(tmp_path / "none") == (None, [])
+    for step in (1, 2, 3):
+        save_checkpoint(tmp_path, step, torch.nn.Linear(2, 2), config={"step": step}, keep=3)
+    (tmp_path / "LATEST").unlink()
+    assert newest_valid(tmp_path)[0].step == 3  # LATEST lost: the newest directory still counts
+    weights = tmp_path / "step_00000003" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-1])
+    found, skipped = newest_valid(tmp_path)
+    assert found.step == 2 and len(skipped) == 1 and "step_00000003" in skipped[0]
+    for step in (1, 2):
+        (tmp_path / f"step_{step:08d}" / "manifest.json").write_text("{")
+    with pytest.raises(InterpolantError, match="no checkpoint in .* verifies"):
+        newest_valid(tmp_path)

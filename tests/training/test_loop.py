@@ -81,6 +81,25 @@ def test_resume_is_bitwise_identical_to_a_straight_run(tmp_path):
     assert load_checkpoint(tmp_path / "checkpoints").step == 12
 
 
+def test_resume_after_a_kill_logs_every_step_once(tmp_path):
+    # killed after step 11 was logged, before the step-12 checkpoint: resume goes back to the
+    # step-8 checkpoint, cuts the log back to it, and logs steps 9-12 once each
+    _, data, labels = _data(512)
+    path = ip.paths.VPLinear()
+    options = _config(checkpoint_every=4)
+    train(_mlp(0, 8), path, data, labels, run_dir=tmp_path, **options)
+    step_12 = tmp_path / "checkpoints" / "step_00000012"
+    for file in step_12.iterdir():
+        file.unlink()
+    step_12.rmdir()
+    (tmp_path / "checkpoints" / "LATEST").write_text("step_00000012")  # names a lost one
+    resumed = Trainer(_mlp(1, 8), path, data, labels, TrainConfig(**options), tmp_path, True)
+    assert resumed.step_count == 8 and resumed.resumed_from.name == "step_00000008"
+    resumed.run()
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == list(range(1, 13))
+
+
 class _Recorder(torch.nn.Module):
     def __init__(self, net, fail_at=None):
         super().__init__()

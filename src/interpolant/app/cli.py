@@ -3,6 +3,12 @@
 A user mistake (a missing run directory, an unknown key in a config, an unknown solver, an
 unwritable output path) ends with one line ``interpolant: error: ...`` and exit status 2,
 not a traceback. Run ``interpolant <command> --help`` for every option with its default.
+
+On a shared machine: the long commands (train, eval, demo) run with OpenMP threads that sleep
+when they wait (``OMP_WAIT_POLICY=PASSIVE``) instead of spinning, so another busy process
+slows training in proportion rather than fifty-fold. OpenMP reads that setting only when
+torch loads, so the installed command starts itself once more with it set, unless the
+environment already sets it.
 """
 
 from __future__ import annotations
@@ -10,21 +16,30 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..bench import NAMES as BENCHMARKS
 from ..errors import InterpolantError
+
+if TYPE_CHECKING:
+    from .runs import TrainedRun
 
 
 
 def _csv(kind: type) -> Callable[[str], list]:
     def parse(text: str) -> list:
         try:
-            return [kind(part) for part in text.split(",") if part.strip()]
+            items = [kind(part) for part in text.split(",") if part.strip()]
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}")
+        if not items:
+            raise argparse.ArgumentTypeError(f"expected a non-empty comma-separated list, got "
+                                             f"{text!r}")
+        return items
     return parse
 
 
@@ -48,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="seed of data, initialisation and training noise")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--threads", type=int, help="CPU threads (default: the CPUs this process "
+                   "may use)")
 
     p = sub.add_parser("sample", formatter_class=fmt, help="draw samples from a trained run")
     p.add_argument("--run-dir", required=True, type=Path)
@@ -56,7 +73,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--nfe", type=int, default=10, help="network evaluations budget")
     p.add_argument("--n", type=int, default=100, help="number of samples")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, help="PNG file (default RUN/samples/SOLVER_NFE.png)")
+    p.add_argument("--out", type=Path, help="picture, .png or .jpg, or a folder for "
+                   "SOLVER_NFE.png (default RUN/samples/SOLVER_NFE.png)")
 
     p = sub.add_parser("eval", formatter_class=fmt,
                        help="sample with several solvers and NFE budgets and measure quality")
@@ -80,6 +98,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=None,
                    help="training steps (default: the full demo's)")
     p.add_argument("--quick", action="store_true", help="a tiny smoke run (seconds)")
+    p.add_argument("--threads", type=int, help="CPU threads for training (default: the CPUs "
+                   "this process may use)")
 
     sub.add_parser("solvers", help="list the solver names")
     return top
@@ -100,34 +120,56 @@ def _train(args: argparse.Namespace) -> int:
         if getattr(args, key) is not None:
             config.train[key] = getattr(args, key)
     config.check()
-    train_run(config, args.run_dir, resume=args.resume, progress=not args.no_progress)
+    train_run(config, args.run_dir, resume=args.resume, progress=not args.no_progress,
+              threads=args.threads)
     print(f"trained: {args.run_dir} (checkpoints, metrics.jsonl)")
     return 0
 
 
 def _sample(args: argparse.Namespace) -> int:
-    from .evaluate import check_solvers, draw, save_picture
-    from .runs import load_data, load_denoiser
+    from .draw import check_budgets, check_count, draw, plan_steps
+    from .evaluate import check_solvers, save_picture
+    from .runs import load_data, load_trained
+    from ..images import check_picture_name
     from safetensors.torch import save_file
 
     check_solvers([args.solver])
-    config, den = load_denoiser(args.run_dir)
-    x, _ = load_data(config, "test")
-    classes = getattr(den.model, "config", {}).get("num_classes")
-    samples, nfe, seconds = draw(den, config, args.solver, args.nfe, args.n, args.seed,
-                                 tuple(x.shape[1:]), classes)
-    out = args.out or args.run_dir / "samples" / f"{args.solver}_{nfe}.png"
-    picture = save_picture(samples, config, Path(out), x)
+    check_count(args.n)
+    check_budgets([args.nfe])
+    if args.out is not None and not args.out.is_dir():
+        check_picture_name(args.out)
+    run = load_trained(args.run_dir)
+    plan_steps(args.solver, args.nfe, run.denoiser.path)
+    _say_skipped(run)
+    classes = getattr(run.denoiser.model, "config", {}).get("num_classes")
+    samples, nfe, steps, seconds = draw(run.denoiser, args.solver, args.nfe, args.n, args.seed,
+                                        run.shape, classes)
+    out = args.out or args.run_dir / "samples"
+    if out.is_dir() or args.out is None:
+        out = out / f"{args.solver}_{nfe}.png"
+    reference = load_data(run.config, "test")[0] if samples.ndim == 2 else None
+    picture = save_picture(samples, run.config, Path(out), reference)
     save_file({"samples": samples.contiguous()}, str(Path(picture).with_suffix(".safetensors")))
-    print(f"{args.n} samples, {args.solver}, {nfe} NFE, {seconds:.2f} s -> {picture}")
+    print(f"{args.n} samples, {args.solver}, {steps} steps, {nfe} NFE (budget {args.nfe}), "
+          f"{seconds:.2f} s -> {picture}")
     return 0
 
 
-def _eval(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate, summary_table
-    from .runs import load_denoiser
+def _say_skipped(run: TrainedRun) -> None:
+    for problem in run.skipped:
+        print(f"interpolant: note: skipped a newer checkpoint ({problem}); using "
+              f"{run.checkpoint}", file=sys.stderr)
 
-    config, den = load_denoiser(args.run_dir)
+
+def _eval(args: argparse.Namespace) -> int:
+    from .draw import check_count
+    from .evaluate import evaluate, summary_table
+    from .runs import load_trained
+
+    check_count(args.n)
+    run = load_trained(args.run_dir)
+    _say_skipped(run)
+    config, den = run.config, run.denoiser
     result = evaluate(den, config, args.run_dir, args.solvers, args.nfe, args.n, args.seed,
                       progress=not args.no_progress)
     print(summary_table(result))
@@ -141,10 +183,29 @@ def _report(args: argparse.Namespace) -> int:
 
     config = open_run(args.run_dir)
     result_file = args.run_dir / "eval.json"
-    result = json.loads(result_file.read_text()) if result_file.is_file() else None
+    result = _read_result(result_file) if result_file.is_file() else None
     page = write_run_report(args.run_dir, config, result)
     print(f"wrote {page}")
     return 0
+
+
+def _read_result(file: Path) -> dict:
+    """An ``eval.json`` with the fields the report reads, or a clear error."""
+    redo = f"run `interpolant eval --run-dir {file.parent}` again"
+    try:
+        result = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InterpolantError(f"{file} is not valid JSON ({exc}); {redo}") from None
+    rows = result.get("rows") if isinstance(result, dict) else None
+    fields = {"solver", "budget", "nfe", "path"}
+    if not (isinstance(rows, list) and rows and all(
+            isinstance(r, dict) and fields <= set(r) for r in rows)):
+        raise InterpolantError(f"{file} holds no rows of results (each with "
+                               f"{', '.join(sorted(fields))}); {redo}")
+    floor = result.get("noise_floor")
+    if not (isinstance(floor, dict) and result.get("measure") in floor and "n" in result):
+        raise InterpolantError(f"{file} lacks its measure, noise floor or n; {redo}")
+    return result
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -155,7 +216,7 @@ def _bench(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from .workflows import demo
 
-    demo(args.out, steps=args.steps, quick=args.quick)
+    demo(args.out, steps=args.steps, quick=args.quick, threads=args.threads)
     return 0
 
 
@@ -170,9 +231,31 @@ COMMANDS = {"train": _train, "sample": _sample, "eval": _eval, "report": _report
             "bench": _bench, "demo": _demo, "solvers": _solvers}
 
 
+# Commands that run long enough for the OpenMP waiting policy to matter.
+_LONG = {"train", "eval", "demo"}
+
+
+def _restart_with_passive_wait(command: str) -> None:
+    """Start this command again with ``OMP_WAIT_POLICY=PASSIVE`` (see the module docstring),
+    unless the environment sets the policy or the platform cannot replace a process."""
+    if command not in _LONG or "OMP_WAIT_POLICY" in os.environ or os.name != "posix":
+        return
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, sys.orig_argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``interpolant`` command; returns the exit status."""
+    """Entry point of the ``interpolant`` command; returns the exit status.
+
+    Called without ``argv`` (as the installed command) it reads ``sys.argv`` and may start
+    itself again once with a passive OpenMP waiting policy; called with ``argv`` (from
+    Python) it runs in this process as it is.
+    """
     args = _parser().parse_args(argv)
+    if argv is None:
+        _restart_with_passive_wait(args.command)
     try:
         return COMMANDS[args.command](args)
     except InterpolantError as exc:

@@ -1,15 +1,19 @@
 """Sample a trained run with several solvers and step budgets, measure, draw, and report.
 
 The quality measure depends on the data: for the digits it is the Digits-FD (Fréchet distance
-in the features of the bundled digits classifier) against the held-out test split, with the
-noise floor (real training digits against the same test split) beside it; for points it is
-the sliced Wasserstein distance and MMD against a fresh draw of the data.
+in the features of the bundled digits classifier) against the held-out test split; for points
+it is the sliced Wasserstein distance and MMD against a fresh draw of the data.
+
+The noise floor beside it is what a perfect model scores: the same measure of real training
+samples, drawn like the model's samples (the same number, and for a class-conditional network
+the same class of each), against the same held-out data, averaged over ``FLOOR_DRAWS`` draws
+(their range is kept too). Fréchet distances shrink as sets grow, so a floor made from sets of
+another size would not be comparable with the samples' scores.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,43 +26,58 @@ from .. import images, metrics, plots
 from . import report
 from ..errors import InterpolantError, unknown_name
 from ..predictions import Denoiser
+from .draw import check_budgets, check_count, draw, plan_steps
 from .runs import RunConfig, is_image_data, load_data, write_json
-from ..solvers import available, trajectory
+from ..solvers import available
 
-# Network evaluations per step of the solvers that spend more than one.
-NFE_PER_STEP = {"heun": 2, "edm": 2, "dpm2": 2, "dpm++2s": 2, "dpm3": 3}
 DEFAULT_SOLVERS = ("ddim", "heun", "dpm++2m", "unipc", "dpm++3m")
 DEFAULT_NFES = (5, 10, 20)
+FLOOR_DRAWS = 5
 
 
-def steps_for(solver: str, nfe: int) -> int:
-    """Solver steps that spend at most ``nfe`` network evaluations (at least one step)."""
-    return max(1, nfe // NFE_PER_STEP.get(solver, 1))
-
-
-def check_solvers(solvers: Sequence[str]) -> None:
+def check_solvers(solvers: Sequence[str]) -> list[str]:
+    """Refuse an empty list of solvers or an unknown name."""
+    solvers = list(solvers)
+    if not solvers:
+        raise InterpolantError("no solver given; pass --solvers with at least one name (see "
+                               "`interpolant solvers`)")
     for name in solvers:
         if name not in available():
             raise unknown_name("solver", name, available())
+    return solvers
 
 
-def draw(den: Denoiser, config: RunConfig, solver: str, nfe: int, n: int, seed: int,
-         shape: tuple[int, ...], num_classes: int | None) -> tuple[Tensor, int, float]:
-    """``n`` samples with ``solver`` at an NFE budget; returns (samples, NFE spent, seconds).
+def _drawn_like(train_labels: Tensor | None, labels: Tensor | None, n: int, count: int,
+                g: torch.Generator) -> Tensor:
+    """Indices of ``n`` training samples: one of class ``labels[i]`` for each sample ``i``
+    when labels are given, else any; without replacement where the data allow it."""
+    if labels is None or train_labels is None:
+        return torch.randperm(count, generator=g)[:n] if n <= count else torch.randint(
+            count, (n,), generator=g)
+    picks = []
+    for k in labels.unique():
+        pool = (train_labels == k).nonzero().flatten()
+        want = int((labels == k).sum())
+        pick = torch.randperm(len(pool), generator=g)[:want] if want <= len(pool) else (
+            torch.randint(len(pool), (want,), generator=g))
+        picks.append(pool[pick])
+    return torch.cat(picks)
 
-    Class-conditional networks get the labels ``0, 1, ..., K-1`` in turn.
-    """
+
+def noise_floor(config: RunConfig, train: Tensor, train_labels: Tensor | None, test: Tensor,
+                n: int, labels: Tensor | None = None, seed: int = 0) -> dict[str, Any]:
+    """The measures of real training samples drawn like ``n`` model samples (the class of
+    each from ``labels``) against ``test``: ``{"mean", "range", "method"}`` over
+    ``FLOOR_DRAWS`` draws."""
     g = torch.Generator().manual_seed(seed)
-    x1 = torch.randn((n, *shape), generator=g) * den.path.sigma(1.0)
-    labels = None if num_classes is None else torch.arange(n) % num_classes
-    start = time.perf_counter()
-    state = None
-    with torch.no_grad():
-        for state in trajectory(den, x1, solver, steps_for(solver, nfe), cond=labels,
-                                generator=g):
-            pass
-    assert state is not None
-    return state.x, state.nfe, time.perf_counter() - start
+    scores = [quality(config, train[_drawn_like(train_labels, labels, n, train.shape[0], g)],
+                      test) for _ in range(FLOOR_DRAWS)]
+    mean = {k: sum(s[k] for s in scores) / len(scores) for k in scores[0]}
+    spread = {k: [min(s[k] for s in scores), max(s[k] for s in scores)] for k in scores[0]}
+    mix = " with the samples' classes" if labels is not None else ""
+    method = (f"{n} real training samples{mix} against the same {test.shape[0]} held-out ones "
+              f"as the samples, mean of {FLOOR_DRAWS} draws")
+    return {"mean": mean, "range": spread, "method": method}
 
 
 def quality(config: RunConfig, samples: Tensor, reference: Tensor, train: Tensor | None = None,
@@ -93,46 +112,52 @@ def quality(config: RunConfig, samples: Tensor, reference: Tensor, train: Tensor
 def evaluate(den: Denoiser, config: RunConfig, out_dir: str | Path,
              solvers: Sequence[str] = DEFAULT_SOLVERS, nfes: Sequence[int] = DEFAULT_NFES,
              n: int = 500, seed: int = 0, progress: bool = True) -> dict[str, Any]:
-    """Sample with every solver at every NFE budget; write pictures and ``eval.json``."""
-    check_solvers(solvers)
-    if any(not isinstance(b, int) or b < 1 for b in nfes):
-        raise InterpolantError(f"NFE budgets must be positive integers, got {list(nfes)}")
+    """Sample with every solver at every NFE budget; write pictures and ``eval.json``.
+
+    Every request is checked (solvers, budgets each solver can keep, ``n``) before anything
+    is sampled or written, so a refused one leaves an earlier ``eval.json`` as it was.
+    """
+    solvers, nfes, n = check_solvers(solvers), check_budgets(nfes), check_count(n)
+    for solver in solvers:
+        for budget in nfes:
+            plan_steps(solver, budget, den.path)
     out_dir = Path(out_dir)
     train_x, train_labels = load_data(config, "train")
     test_x, _ = load_data(config, "test")
     shape = tuple(train_x.shape[1:])
     num_classes = getattr(den.model, "config", {}).get("num_classes")
+    labels = None if num_classes is None else torch.arange(n) % num_classes
     rows: list[dict[str, Any]] = []
     jobs = [(s, b) for s in solvers for b in nfes]
     for solver, budget in tqdm(jobs, desc="sampling", disable=not progress, unit="run"):
-        samples, spent, seconds = draw(den, config, solver, budget, n, seed, shape, num_classes)
+        samples, spent, steps, seconds = draw(den, solver, budget, n, seed, shape, num_classes)
         row: dict[str, Any] = {"solver": solver, "budget": budget, "nfe": spent,
-                               "steps": steps_for(solver, budget), "seconds": round(seconds, 3),
+                               "steps": steps, "seconds": round(seconds, 3),
                                "max_abs": float(samples.abs().max())}
         if not bool(torch.isfinite(samples).all()):
             row["note"] = "non-finite samples"
         else:
-            labels = None if num_classes is None else torch.arange(n) % num_classes
             row.update(quality(config, samples, test_x, train_x, labels))
         picture = out_dir / "samples" / f"{solver}_{spent}.png"
         save_picture(samples, config, picture, test_x)
         row["path"] = str(picture.relative_to(out_dir))  # relative to the run directory
         rows.append(row)
-    real = train_x[: min(n, train_x.shape[0])]
-    floor = quality(config, real, test_x)
-    result = {"rows": rows, "noise_floor": floor, "n": n, "seed": seed,
-              "measure": next(iter(floor))}
+    floor = noise_floor(config, train_x, train_labels, test_x, n, labels, seed)
+    result = {"rows": rows, "noise_floor": floor["mean"], "noise_floor_range": floor["range"],
+              "noise_floor_method": floor["method"], "n": n, "seed": seed,
+              "measure": next(iter(floor["mean"]))}
     write_json(out_dir / "eval.json", result)
     return result
 
 
-def save_picture(samples: Tensor, config: RunConfig, file: Path, reference: Tensor) -> Path:
-    """A PNG of samples: a grid of the first 100 images, or a scatter over the reference."""
+def save_picture(samples: Tensor, config: RunConfig, file: Path,
+                 reference: Tensor | None = None) -> Path:
+    """A picture of samples (PNG, or JPEG for a ``.jpg`` name): a grid of the first 100
+    images, or a scatter of the first two coordinates over the reference's."""
     if samples.ndim == 4:
         return images.save_grid(samples[:100], file, nrow=10, clip=True)
-    if samples.shape[1] == 2:
-        return images.scatter_png(samples.float(), file, reference=reference.float())
-    return images.scatter_png(samples[:, :2].float(), file, reference=reference[:, :2].float())
+    ref = None if reference is None else reference[:, :2].float()
+    return images.scatter_png(samples[:, :2].float(), file, reference=ref)
 
 
 def write_run_report(run_dir: str | Path, config: RunConfig, result: dict[str, Any] | None,
@@ -160,8 +185,12 @@ def write_run_report(run_dir: str | Path, config: RunConfig, result: dict[str, A
         table = [{k: r.get(k) for k in ("solver", "nfe", "steps", measure, *extra, "seconds")
                   if k in r} for r in result["rows"]]
         best = min(rows, key=lambda r: r[measure]) if rows else None
-        paragraphs = [f"Noise floor ({measure} of real training data against the same "
-                      f"held-out data): {floor:.4g}."]
+        method = result.get("noise_floor_method", "real training data against the same "
+                            "held-out data")
+        low_high = result.get("noise_floor_range", {}).get(measure)
+        spread = f" (range {low_high[0]:.4g} to {low_high[1]:.4g})" if low_high else ""
+        paragraphs = [f"Noise floor, what a perfect model would score ({measure} of {method}): "
+                      f"{floor:.4g}{spread}."]
         if best is not None:
             paragraphs.append(f"Best: {best['solver']} at {best['nfe']} NFE, "
                               f"{measure} = {best[measure]:.4g}.")

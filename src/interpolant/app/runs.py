@@ -9,8 +9,12 @@ A run directory holds::
     eval.json            evaluation results of ``interpolant eval``
     report/index.html    the static report of ``interpolant report``
 
-Configuration files are JSON or TOML with the fields of :class:`RunConfig`; unknown keys are
-refused with the list of known ones.
+Configuration files are JSON (``.json``) or TOML (``.toml``) with the fields of
+:class:`RunConfig`; unknown keys are refused with the list of known ones, other formats by name.
+
+A run's denoiser is rebuilt from its checkpoint alone: the checkpoint's manifest holds the
+network's constructor arguments (``model``) and the shape of one sample (``data_shape``), so
+sampling and evaluating never read the training data to infer them.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from ..errors import InterpolantError, unknown_name
 from ..predictions import Denoiser
 
 CONFIG_FILE = "config.json"
+CONFIG_FORMATS = {".json": "JSON", ".toml": "TOML"}
 
 # Defaults per kind of data: a small U-Net for 8x8 digits, an MLP for points.
 IMAGE_MODEL = {"base_channels": 32, "channel_mults": [1, 2], "attention_levels": [1]}
@@ -79,9 +84,12 @@ class RunConfig:
         file = Path(file)
         if not file.is_file():
             raise InterpolantError(f"config file {file} does not exist")
+        if file.suffix.lower() not in CONFIG_FORMATS:
+            raise InterpolantError(f"config file {file}: configurations are JSON (.json) or "
+                                   "TOML (.toml) files; write it in one of those")
         text = file.read_text()
         try:
-            raw = tomllib.loads(text) if file.suffix == ".toml" else json.loads(text)
+            raw = tomllib.loads(text) if file.suffix.lower() == ".toml" else json.loads(text)
         except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
             raise InterpolantError(f"{file} is not valid {file.suffix[1:].upper()}: {exc}") from None
         if not isinstance(raw, dict):
@@ -157,6 +165,9 @@ def build_model(config: RunConfig, x: Tensor, labels: Tensor | None) -> torch.nn
 def open_run(run_dir: str | os.PathLike[str]) -> RunConfig:
     """The configuration of an existing run directory, with clear errors if it is not one."""
     run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise InterpolantError(f"{run_dir} is a file, not a run directory; give the folder "
+                               "that `interpolant train --run-dir` made")
     if not run_dir.is_dir():
         raise InterpolantError(
             f"run directory {run_dir} does not exist; create one with `interpolant train "
@@ -168,20 +179,46 @@ def open_run(run_dir: str | os.PathLike[str]) -> RunConfig:
     return RunConfig.read(file)
 
 
-def load_denoiser(run_dir: str | os.PathLike[str], use_ema: bool = True) -> tuple[
-    RunConfig, Denoiser
-]:
-    """The trained network of a run (its EMA weights when present) as a Denoiser."""
-    from ..training import latest_checkpoint, load_checkpoint
+@dataclass
+class TrainedRun:
+    """A run loaded for sampling: its config, denoiser, the shape of one sample, the
+    checkpoint it came from and why newer checkpoints (if any) were skipped."""
+
+    config: RunConfig
+    denoiser: Denoiser
+    shape: tuple[int, ...]
+    checkpoint: Path
+    skipped: list[str]
+
+
+def load_trained(run_dir: str | os.PathLike[str], use_ema: bool = True) -> TrainedRun:
+    """The trained network of a run (its EMA weights when present) from the newest checkpoint
+    that verifies; the network's arguments and the sample shape come from the checkpoint
+    (runs older than that record read their data for them)."""
+    from ..training.checkpoint import newest_valid
 
     config = open_run(run_dir)
-    ckpt_path = latest_checkpoint(Path(run_dir) / "checkpoints")
-    if ckpt_path is None:
+    ckpt, skipped = newest_valid(Path(run_dir) / "checkpoints")
+    if ckpt is None:
         raise InterpolantError(f"{run_dir} holds no checkpoint yet; train it first")
-    ckpt = load_checkpoint(ckpt_path)
-    x, labels = load_data(config)
-    net = build_model(config, x[:2], labels)
+    options, shape = ckpt.config.get("model"), ckpt.config.get("data_shape")
+    if isinstance(options, dict) and ckpt.config.get("arch", config.model) == config.model:
+        net = models.build(config.model, **options)
+    else:
+        x, labels = load_data(config)
+        net = build_model(config, x[:2], labels)
+    if not (isinstance(shape, list) and all(isinstance(d, int) and d > 0 for d in shape)):
+        shape = list(load_data(config, "test")[0].shape[1:])
     weights = ckpt.tensors.get("ema") if use_ema else None
     net.load_state_dict(weights if weights is not None else ckpt.tensors["model"])
     net.eval()
-    return config, Denoiser(net, paths.get(config.path), prediction=config.target)
+    den = Denoiser(net, paths.get(config.path), prediction=config.target)
+    return TrainedRun(config, den, tuple(shape), ckpt.path, skipped)
+
+
+def load_denoiser(run_dir: str | os.PathLike[str], use_ema: bool = True) -> tuple[
+    RunConfig, Denoiser
+]:
+    """``(config, denoiser)`` of :func:`load_trained`."""
+    run = load_trained(run_dir, use_ema)
+    return run.config, run.denoiser

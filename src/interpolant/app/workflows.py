@@ -8,8 +8,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from .. import paths
 from ..errors import InterpolantError
+from ..training import distributed
 from .evaluate import evaluate, summary_table, write_run_report
 from .runs import CONFIG_FILE, RunConfig, build_model, load_data, load_denoiser, open_run
 from .runs import write_json
@@ -25,15 +28,34 @@ TRAIN_DEFAULTS: dict[str, Any] = {
 DEMO_STEPS = 1600
 DEMO_SOLVERS = ("ddim", "heun", "dpm++2m", "unipc", "dpm++3m")
 DEMO_NFES = (5, 10, 20)
+# Written into a run directory by the demo: the demo replaces only a run that holds it.
+DEMO_MARK = "DEMO_RUN"
+
+
+def set_threads(threads: int | None) -> int:
+    """Use ``threads`` CPU threads (default: this process's share of the CPUs it may run on,
+    :func:`interpolant.training.distributed.default_threads`); returns the count."""
+    if threads is None:
+        threads = distributed.default_threads()
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise InterpolantError(f"--threads must be a positive integer, got {threads!r}")
+    torch.set_num_threads(threads)
+    return threads
 
 
 def train_run(config: RunConfig, run_dir: str | Path, resume: bool = False,
-              progress: bool = True) -> None:
+              progress: bool = True, threads: int | None = None) -> None:
     """Train ``config`` into ``run_dir`` (``config.json``, ``checkpoints/``,
-    ``metrics.jsonl``); ``resume`` continues its last checkpoint."""
-    from ..training import train
+    ``metrics.jsonl``); ``resume`` continues from its newest checkpoint that verifies.
+
+    Everything (options, data, network, checkpoint) is checked before ``config.json`` is
+    written, so a refused run leaves nothing behind and can be retried as it was meant.
+    """
+    from ..training import TrainConfig, Trainer
 
     run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise InterpolantError(f"{run_dir} is a file; give --run-dir a folder (new or a run)")
     if resume:
         saved = open_run(run_dir)
         if saved != config:
@@ -42,13 +64,25 @@ def train_run(config: RunConfig, run_dir: str | Path, resume: bool = False,
     elif (run_dir / CONFIG_FILE).exists():
         raise InterpolantError(f"{run_dir} already holds a run; pass --resume to continue it "
                                "or choose another --run-dir")
+    set_threads(threads)
     x, labels = load_data(config)
     net = build_model(config, x, labels)
-    options = {**TRAIN_DEFAULTS, **config.train}
+    options = {**TRAIN_DEFAULTS, **config.train, "target": config.target, "seed": config.seed,
+               "progress": progress}
+    try:
+        train_config = TrainConfig(**options)
+    except (TypeError, ValueError) as exc:
+        raise InterpolantError(f"training options {config.train}: {exc}") from None
+    trainer = Trainer(net, paths.get(config.path), x, labels, train_config, run_dir, resume)
+    if trainer.resumed_from is not None:
+        print(f"resuming from {trainer.resumed_from} (step {trainer.step_count})")
+    elif resume:
+        print(f"no checkpoint in {run_dir} yet; training from step 0")
+    for problem in trainer.skipped:
+        print(f"skipped a newer checkpoint: {problem}")
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json(run_dir / CONFIG_FILE, config.to_json())
-    train(net, paths.get(config.path), x, labels, run_dir=run_dir, resume=resume,
-          target=config.target, seed=config.seed, progress=progress, **options)
+    trainer.run()
 
 
 def demo_config(steps: int | None = None, quick: bool = False) -> RunConfig:
@@ -60,20 +94,23 @@ def demo_config(steps: int | None = None, quick: bool = False) -> RunConfig:
     return RunConfig(train={"steps": steps or DEMO_STEPS})
 
 
-def demo(out: str | Path = "runs/demo", steps: int | None = None, quick: bool = False) -> dict:
+def demo(out: str | Path = "runs/demo", steps: int | None = None, quick: bool = False,
+         threads: int | None = None) -> dict:
     """Train a U-Net on the bundled digits, sample it with several solvers at 5, 10 and 20
     NFE, measure the Digits-FD against held-out digits, and write the report.
 
-    A previous demo in ``out`` is replaced (only if it is a demo run: it must hold a
-    ``config.json`` and nothing but run files).
+    A previous demo in ``out`` is replaced, only if the demo made it (it holds the
+    ``DEMO_RUN`` mark and nothing but run files); any other run or folder is refused.
     """
     out = Path(out)
     start = time.perf_counter()
     config = demo_config(steps, quick)
     _clear_previous_run(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / DEMO_MARK).write_text("made by `interpolant demo`, which may replace this run\n")
     print(f"interpolant demo: training a class-conditional U-Net on the 8x8 digits "
           f"({config.train['steps']} steps) into {out}")
-    train_run(config, out, progress=True)
+    train_run(config, out, progress=True, threads=threads)
     trained = time.perf_counter() - start
     _, den = load_denoiser(out)
     n = 100 if quick else 500
@@ -90,7 +127,8 @@ def demo(out: str | Path = "runs/demo", steps: int | None = None, quick: bool = 
     return result
 
 
-_RUN_FILES = {CONFIG_FILE, "checkpoints", "metrics.jsonl", "samples", "eval.json", "report"}
+_RUN_FILES = {CONFIG_FILE, "checkpoints", "metrics.jsonl", "samples", "eval.json", "report",
+              DEMO_MARK}
 
 
 def _clear_previous_run(out: Path) -> None:
@@ -101,9 +139,9 @@ def _clear_previous_run(out: Path) -> None:
     entries = {p.name for p in out.iterdir()}
     if not entries:
         return
-    if CONFIG_FILE not in entries or not entries <= _RUN_FILES:
-        raise InterpolantError(f"{out} is not empty and not a previous demo run; choose "
-                               "another --out")
+    if DEMO_MARK not in entries or not entries <= _RUN_FILES:
+        raise InterpolantError(f"{out} is not empty and not a run the demo made; choose "
+                               "another --out (the demo replaces only its own runs)")
     for name in entries:
         target = out / name
         shutil.rmtree(target) if target.is_dir() else target.unlink()

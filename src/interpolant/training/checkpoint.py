@@ -16,6 +16,10 @@ fresh temporary directory next to the final one, each flushed and fsync-ed, the 
 fsync-ed and renamed into place with ``os.replace``; only then is ``LATEST`` rewritten, again
 through a temporary file, fsync and ``os.replace``. Older checkpoints beyond ``keep`` are
 removed after that. A crash leaves at worst a ``.tmp-*`` directory, which is ignored.
+
+Resuming takes :func:`newest_valid`: the newest ``step_*`` directory that verifies, whatever
+``LATEST`` says (it may be missing or name a damaged checkpoint), with the reasons the newer
+ones were skipped.
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ from torch import Tensor, nn
 
 from ..errors import InterpolantError
 
-__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "latest_checkpoint"]
+__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "latest_checkpoint",
+           "newest_valid", "step_dirs"]
 
 FORMAT = "interpolant-checkpoint"
 _STEP_DIR = re.compile(r"step_(\d+)")
@@ -159,10 +164,38 @@ def save_checkpoint(ckpt_dir: str | os.PathLike[str], step: int, model: nn.Modul
 
 
 def _prune(ckpt_dir: Path, keep: int, current: str) -> None:
-    steps = sorted(p for p in ckpt_dir.iterdir() if p.is_dir() and _STEP_DIR.fullmatch(p.name))
+    steps = step_dirs(ckpt_dir)
     for p in steps[: max(len(steps) - max(keep, 1), 0)]:
         if p.name != current:
             shutil.rmtree(p, ignore_errors=True)
+
+
+def step_dirs(ckpt_dir: str | os.PathLike[str]) -> list[Path]:
+    """The ``step_*`` checkpoint directories under ``ckpt_dir``, oldest first."""
+    ckpt_dir = Path(ckpt_dir)
+    if not ckpt_dir.is_dir():
+        return []
+    found = [p for p in ckpt_dir.iterdir() if p.is_dir() and _STEP_DIR.fullmatch(p.name)]
+    return sorted(found, key=lambda p: int(p.name.removeprefix("step_")))
+
+
+def newest_valid(ckpt_dir: str | os.PathLike[str]) -> tuple[Checkpoint | None, list[str]]:
+    """The newest checkpoint under ``ckpt_dir`` that verifies, and why newer ones were skipped.
+
+    ``(None, [])`` when there is no checkpoint at all; :class:`InterpolantError` listing every
+    problem when there are checkpoints but none of them verifies.
+    """
+    skipped: list[str] = []
+    for path in reversed(step_dirs(ckpt_dir)):
+        try:
+            return load_checkpoint(path), skipped
+        except InterpolantError as exc:
+            skipped.append(str(exc))
+    if skipped:
+        raise InterpolantError(
+            f"no checkpoint in {ckpt_dir} verifies ({'; '.join(skipped)}); restore one, or "
+            "train afresh in another run directory")
+    return None, skipped
 
 
 def latest_checkpoint(ckpt_dir: str | os.PathLike[str]) -> Path | None:
@@ -190,6 +223,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         raise InterpolantError(f"checkpoint {path} is unreadable: manifest.json: {exc}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise InterpolantError(f"{path} is not an interpolant checkpoint")
+    _check_manifest(path, manifest)
     tensors = {}
     for fname, info in manifest["files"].items():
         fpath = path / fname
@@ -204,3 +238,14 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         tensors[fname.removesuffix(".safetensors")] = st_load(data)
     return Checkpoint(path, int(manifest["step"]), manifest.get("config", {}), tensors,
                       manifest.get("optimizer"))
+
+
+def _check_manifest(path: Path, manifest: dict[str, Any]) -> None:
+    """Refuse a manifest that lacks its step or its list of files (sizes and SHA-256)."""
+    files = manifest.get("files")
+    good = isinstance(manifest.get("step"), int) and isinstance(files, dict) and all(
+        isinstance(info, dict) and isinstance(info.get("size"), int)
+        and isinstance(info.get("sha256"), str) for info in files.values())
+    if not good:
+        raise InterpolantError(f"checkpoint {path} is corrupted: its manifest.json lacks the "
+                               "step or the size and SHA-256 of its files")

@@ -28,7 +28,31 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-__all__ = ["setup", "rank_world", "wrap", "all_mean", "barrier", "device_for_rank"]
+__all__ = ["setup", "rank_world", "wrap", "all_mean", "barrier", "device_for_rank",
+           "available_cpus", "default_threads"]
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on: its affinity mask, capped by a cgroup CPU quota."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    try:
+        with open("/sys/fs/cgroup/cpu.max") as f:
+            quota, period = f.read().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, max(1, -(-int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, cpus)
+
+
+def default_threads() -> int:
+    """CPU threads for one process: the available CPUs shared among the processes torchrun
+    started on this machine (``LOCAL_WORLD_SIZE``), at least one, so ranks do not compete."""
+    local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return max(1, available_cpus() // local)
 
 
 def setup() -> bool:

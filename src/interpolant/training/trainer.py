@@ -16,12 +16,17 @@ One step (``s`` counts from 0; ``G = world_size * batch_size``):
 
 Exact resume: a checkpoint holds model, EMA, AdamW state, the trainer's generator and torch's
 global RNG (for dropout inside the model), so ``N`` steps, checkpoint, ``N`` more is bitwise
-the run of ``2N`` steps on CPU.
+the run of ``2N`` steps on CPU. Resuming takes the newest checkpoint that verifies
+(``resumed_from``; ``skipped`` says why newer ones were passed over) and cuts
+``metrics.jsonl`` back to its step, so steps logged after it and before a kill are not
+logged twice. The progress line shows the CPU threads in use (``torch.get_num_threads()``),
+and every logged record holds them as ``threads``.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +40,7 @@ from ..errors import InterpolantError
 from ..labels import NULL_LABEL
 from ..paths import GaussianPath
 from . import couplings, distributed
-from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import newest_valid, save_checkpoint, step_dirs
 from .config import TrainConfig, check_resumable
 from .ema import EMA
 from .objectives import Objective
@@ -116,11 +121,13 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.step_count = 0
         self.history: list[dict[str, float]] = []
+        self.resumed_from: Path | None = None
+        self.skipped: list[str] = []
         self.run_dir = Path(run_dir) if run_dir is not None else None
         if self.run_dir is not None:
             if resume:
                 self._resume()
-            elif latest_checkpoint(self.ckpt_dir) is not None:  # type: ignore[arg-type]
+            elif step_dirs(self.ckpt_dir):  # type: ignore[arg-type]
                 raise InterpolantError(f"{self.run_dir} already holds checkpoints; pass "
                                        "resume=True to continue it, or choose another run_dir")
 
@@ -130,9 +137,10 @@ class Trainer:
         return None if self.run_dir is None else self.run_dir / "checkpoints"
 
     def _resume(self) -> None:
-        if latest_checkpoint(self.ckpt_dir) is None:  # type: ignore[arg-type]
+        ckpt, self.skipped = newest_valid(self.ckpt_dir)  # type: ignore[arg-type]
+        if ckpt is None:
+            self._cut_log(0)
             return
-        ckpt = load_checkpoint(self.ckpt_dir)  # type: ignore[arg-type]
         check_resumable(ckpt.config.get("train", {}), self.config.to_json())
         self.module.load_state_dict(ckpt.tensors["model"])
         if self.ema is not None:
@@ -141,13 +149,36 @@ class Trainer:
         self.generator.set_state(ckpt.tensors["rng"]["generator"])
         torch.set_rng_state(ckpt.tensors["rng"]["torch"])
         self.step_count = ckpt.step
+        self.resumed_from = ckpt.path
+        self._cut_log(ckpt.step)
+
+    def _cut_log(self, step: int) -> None:
+        """Keep the records of ``metrics.jsonl`` up to ``step`` (the resumed checkpoint's);
+        later ones (and a line cut short by a kill) are logged again as training goes on."""
+        log = self.run_dir / "metrics.jsonl"  # type: ignore[operator]
+        if self.rank != 0 or not log.is_file():
+            return
+        kept = []
+        for line in log.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and isinstance(record.get("step"), int) and record[
+                    "step"] <= step:
+                kept.append(line + "\n")
+        tmp = log.with_name(f".{log.name}.tmp")
+        tmp.write_text("".join(kept))
+        os.replace(tmp, log)
 
     def save(self) -> Path | None:
         """Write a checkpoint of the current step (rank 0; no-op without ``run_dir``)."""
         path = None
         if self.ckpt_dir is not None and self.rank == 0:
             config = {"train": self.config.to_json(), "path": repr(self.objective.path),
-                      "model": getattr(self.module, "config", None), "world_size": self.world}
+                      "model": getattr(self.module, "config", None), "world_size": self.world,
+                      "arch": getattr(self.module, "arch", None),
+                      "data_shape": list(self.data.shape[1:])}
             rng = {"generator": self.generator.get_state(), "torch": torch.get_rng_state()}
             path = save_checkpoint(self.ckpt_dir, self.step_count, self.module,
                                    ema=None if self.ema is None else self.ema.model,
@@ -215,7 +246,10 @@ class Trainer:
     def run(self) -> TrainResult:
         """Train until ``config.steps``; checkpoint every ``checkpoint_every`` and at the end."""
         cfg = self.config
+        threads, wait = torch.get_num_threads(), os.environ.get("OMP_WAIT_POLICY")
         bar = tqdm(total=cfg.steps, initial=self.step_count, unit="step",
+                   desc=f"train ({threads} thread{'s' if threads > 1 else ''}"
+                        f"{f', {wait.lower()} wait' if wait else ''})",
                    disable=not cfg.progress or self.rank != 0)
         self.net.train()
         tick, tick_step = time.perf_counter(), self.step_count
@@ -228,6 +262,7 @@ class Trainer:
                 record["samples_per_s"] = (s - tick_step) * self.global_batch / max(now - tick,
                                                                                    1e-9)
                 tick, tick_step = now, s
+                record["threads"] = threads
                 self._log(record)
                 bar.set_postfix(loss=f"{record['loss']:.4f}")
             if cfg.checkpoint_every and s % cfg.checkpoint_every == 0 and s < cfg.steps:

@@ -10,7 +10,7 @@ from support.orders import fit_order
 
 import interpolant as ip
 from interpolant.errors import InterpolantError
-from interpolant.inversion import METHODS, cycle, edit, sdedit
+from interpolant.inversion import METHODS, cycle, edit, interpolate, sdedit, slerp
 from interpolant.oracle import GaussianMixture
 from interpolant.solvers.base import Noise
 
@@ -126,3 +126,32 @@ def test_edit_refuses_unknown_labels_and_methods(classes, make_mlp):
         edit(den, x0, to_label=1, method="magic")
     with pytest.raises(InterpolantError, match="t0 must lie"):
         edit(den, x0, to_label=1, method="sdedit", t0=0.0)
+
+
+def test_slerp_keeps_the_norm_of_gaussian_latents_where_the_line_does_not():
+    z_a, z_b = torch.randn(2, 8, 512, dtype=F64, generator=gen(11))
+    mid = slerp(z_a, z_b, 0.5)
+    ratio = mid.norm(dim=1) / z_a.norm(dim=1)
+    assert float((ratio - 1.0).abs().max()) < 0.1
+    assert float(((0.5 * (z_a + z_b)).norm(dim=1) / z_a.norm(dim=1)).max()) < 0.8  # ~1/sqrt 2
+    torch.testing.assert_close(slerp(z_a, z_b, 0.0), z_a)
+    torch.testing.assert_close(slerp(z_a, z_b, 1.0), z_b)
+    # on the great circle (equal norms): equal angles for equal steps
+    w = torch.linspace(0, 1, 5, dtype=F64)
+    u = z_b[:1] * z_a[:1].norm() / z_b[:1].norm()
+    path = torch.stack([slerp(z_a[:1], u, float(v))[0] for v in w])
+    cos = torch.nn.functional.cosine_similarity(path[:-1], path[1:], dim=1)
+    torch.testing.assert_close(cos, cos[:1].expand(4))
+    torch.testing.assert_close(slerp(z_a, 2.0 * z_a, 0.5), 1.5 * z_a)  # parallel: the line
+
+
+def test_interpolate_reaches_both_ends(gmm):
+    den = gmm.denoiser(ip.paths.VPLinear())
+    x_a, x_b = gmm.sample(16, gen(12)), gmm.sample(16, gen(13))
+    out = interpolate(den, x_a, x_b, [0.0, 0.5, 1.0], solver="dpm++2m", steps=30,
+                      grid="logsnr")
+    assert out.shape == (3, 16, 2)
+    assert float((out[0] - x_a).square().mean().sqrt()) < 1e-2
+    assert float((out[2] - x_b).square().mean().sqrt()) < 1e-2
+    # the middle lies where the data are: mean exact log-density not below the data's
+    assert float(gmm.log_prob(out[1]).mean()) > float(gmm.log_prob(x_a).mean()) - 1.0

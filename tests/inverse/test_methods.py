@@ -224,6 +224,12 @@ def test_per_sample_times_and_float32():
     assert x32.dtype == torch.float32 and torch.isfinite(x32).all()
 
 
+def test_guided_denoiser_checks_the_measurement_shape():
+    guided = DDNM(_iso(8).denoiser(ip.paths.VPLinear()), Downsample(2), torch.zeros(3), 0.1)
+    with pytest.raises(InterpolantError, match=r"y has shape \(3,\) but the operator gives \(4,\)"):
+        guided(torch.zeros(2, 8, dtype=F64), 0.5)
+
+
 def test_a_sample_does_not_depend_on_its_batch():
     """With one generator per sample, sample i is the same drawn alone or in a batch."""
     den = _iso(8).denoiser(ip.paths.VPLinear())

@@ -81,7 +81,13 @@ class MeasurementGuided(Guided):
     # -- shared pieces -------------------------------------------------------------------
     def residual(self, x0: Tensor) -> Tensor:
         """``y - A x0`` per sample."""
-        return self.y.to(x0)[None] - self.op(x0)
+        ax = self.op(x0)
+        if ax.shape[1:] != self.y.shape:
+            raise InterpolantError(
+                f"y has shape {tuple(self.y.shape)} but the operator gives {tuple(ax.shape[1:])} "
+                "for these samples; pass one measurement of one sample (no batch dimension)"
+            )
+        return self.y.to(x0)[None] - ax
 
     def r2(self, t: float) -> float:
         """``r_t^2 = c sigma^2 / (alpha^2 c + sigma^2)``."""

@@ -35,7 +35,8 @@ from ..errors import InterpolantError, unknown_name
 from .processes import Process, check_process, check_tokens, gather_rows
 
 __all__ = [
-    "OBJECTIVES", "ctmc_elbo", "d3pm_loss", "d3pm_step_kl", "loss_for", "masked_elbo", "prior_kl",
+    "OBJECTIVES", "ctmc_elbo", "d3pm_loss", "d3pm_step_kl", "loss_for", "masked_elbo",
+    "model_log_probs", "prior_kl",
 ]
 
 Model = Callable[..., Tensor]
@@ -47,7 +48,8 @@ def _times(batch: int, generator: torch.Generator | None) -> Tensor:
     return t.clamp(1e-9, 1.0 - 1e-9)
 
 
-def _log_probs(model: Model, x_t: Tensor, t: Tensor, cond: Any, k: int) -> Tensor:
+def model_log_probs(model: Model, x_t: Tensor, t: Tensor, cond: Any, k: int) -> Tensor:
+    """``log pi(x_0^i | x_t)`` float64 ``(B, L, K)`` from ``model``'s logits (shape checked)."""
     logits = model(x_t, t, cond)
     if logits.shape != (*x_t.shape, k):
         raise InterpolantError(
@@ -67,7 +69,7 @@ def masked_elbo(
     check_tokens(x0, process.num_tokens, "x0")
     t = _times(x0.shape[0], generator) if t is None else t
     x_t = process.noise(x0, t, generator)
-    logp = _log_probs(model, x_t, t, cond, process.num_tokens)
+    logp = model_log_probs(model, x_t, t, cond, process.num_tokens)
     ce = -logp.gather(-1, x0[..., None])[..., 0]
     masked = x_t == process.mask_id
     sched = process.schedule
@@ -83,7 +85,7 @@ def ctmc_elbo(
     check_tokens(x0, process.num_tokens, "x0")
     t = _times(x0.shape[0], generator) if t is None else t
     x_t = process.noise(x0, t, generator)
-    probs = _log_probs(model, x_t, t, cond, process.num_tokens).exp()
+    probs = model_log_probs(model, x_t, t, cond, process.num_tokens).exp()
     score = process.ratios(x_t, probs, t)  # (B, L, S)
     bar = process.bar(t)
     q_x0 = gather_rows(bar, x0)  # (B, L, S): q_t(y | x0^i)
@@ -102,7 +104,7 @@ def d3pm_step_kl(
 ) -> tuple[Tensor, Tensor]:
     """``(kl, ce)``, each ``(B,)``: ``sum_i KL(q(x_s^i | x_t, x_0) || p(x_s^i | x_t))`` and
     ``sum_i -log pi(x_0^i | x_t)``. At ``s = 0`` the KL is ``-log p(x_0 | x_t)``."""
-    logp = _log_probs(model, x_t, t, cond, process.num_tokens)
+    logp = model_log_probs(model, x_t, t, cond, process.num_tokens)
     onehot = torch.nn.functional.one_hot(x0, process.num_tokens).to(torch.float64)
     q = process.reverse(x_t, onehot, s, t)
     p = process.reverse(x_t, logp.exp(), s, t)

@@ -131,8 +131,8 @@ class Process:
         return categorical(self.marginal(x0, t), generator)
 
     def _restricted(self, x_t: Tensor, probs0: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """``(w, qbar_t)``: ``w = pi(x0) / q(x_t^i | x0)`` on consistent ``x0`` (else 0),
-        renormalised so that ``sum pi = 1`` over them; ``qbar_t`` is ``bar(t)[:K]``."""
+        """``(w, qbar_t, lik)``: ``w = pi(x0) / q(x_t^i | x0)`` on consistent ``x0`` (else 0),
+        ``pi`` renormalised over them; ``qbar_t = bar(t)[:K]``, ``lik = q(x_t^i | x0)``."""
         k = self.num_tokens
         check_tokens(x_t, self.num_states, "x_t")
         if probs0.shape != (*x_t.shape, k):
@@ -166,6 +166,8 @@ class Process:
         """``(B, L, S)``: ``p(x_s^i | x_t)`` from ``pi(x_0^i | x_t)`` (module docstring)."""
         batch = x_t.shape[0]
         s, t = times_of(s, batch), times_of(t, batch)
+        if bool((s > t).any()):
+            raise InterpolantError("a reverse step goes from t down to s <= t; got s > t")
         w, _, _ = self._restricted(x_t, probs0, t)
         qs = self.bar(s)[:, : self.num_tokens, :]
         into = gather_rows(self.transition(s, t).transpose(1, 2), x_t)  # q(x_t^i | x_s = y)

@@ -29,6 +29,7 @@ from torch import Tensor
 
 from ..errors import InterpolantError, unknown_name
 from .categorical import categorical
+from .objectives import model_log_probs
 from .processes import Process, check_process, check_tokens, times_of
 
 __all__ = [
@@ -44,13 +45,7 @@ class TokenDenoiser:
 
     def __call__(self, x_t: Tensor, t: Tensor, cond: Any = None) -> Tensor:
         self.nfe += 1
-        logits = self.model(x_t, t, cond)
-        k = self.process.num_tokens
-        if logits.shape != (*x_t.shape, k):
-            raise InterpolantError(
-                f"model must return logits (B, L, K) = {(*x_t.shape, k)}, got {tuple(logits.shape)}"
-            )
-        return torch.softmax(logits.to(torch.float64), -1)
+        return model_log_probs(self.model, x_t, t, cond, self.process.num_tokens).exp()
 
     def reverse(self, x_t: Tensor, s: float, t: Tensor, cond: Any = None) -> Tensor:
         """``(B, L, S)``: ``p(x_s^i | x_t)`` from this denoiser (one NFE)."""

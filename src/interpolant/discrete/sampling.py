@@ -71,7 +71,7 @@ def tau_leaping(
     """Tau-leaping with rejection of multiple jumps (module docstring); ``steps`` NFE."""
     process, batch = den.process, x.shape[0]
     if not process.continuous:
-        raise InterpolantError("tau-leaping needs a continuous-time process (Masked, Uniform)")
+        raise InterpolantError("tau-leaping needs a continuous-time process (Masked, Uniform, Blackout)")
     grid = process.grid(steps)
     for t, s in zip(grid[:-2].tolist(), grid[1:-1].tolist()):
         probs0 = den(x, times_of(t, batch), cond)

@@ -14,6 +14,9 @@ The prior covariance of ``x0`` given ``x_t`` is modelled as ``r_t^2 I`` with
 
 (PiGDM's ``r_t^2 = sigma_t^2 / (1 + sigma_t^2)`` for unit-variance data, written for any path);
 for an isotropic Gaussian prior ``N(m, c I)`` it is the exact posterior variance.
+
+Each is a :class:`interpolant.guidance.Guided`: one network evaluation per call (DPS and PiGDM
+add one backward pass through it), counted in ``.nfe`` and in the wrapped denoiser's ``.nfe``.
 """
 
 from __future__ import annotations

@@ -153,8 +153,8 @@ def test_bad_inputs_raise_clear_errors(name: str) -> None:
 
 
 def test_build_rejects_unknown_names() -> None:
-    assert models.available() == ["dit", "mlp", "temporal", "unet"]
-    with pytest.raises(InterpolantError, match="unknown model 'resnet'.*dit, mlp, temporal, unet"):
+    assert models.available() == ["dit", "mlp", "temporal", "tokens", "unet"]
+    with pytest.raises(InterpolantError, match="unknown model 'resnet'.*dit, mlp, temporal, tokens, unet"):
         models.build("resnet")
 
 

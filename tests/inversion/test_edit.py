@@ -93,7 +93,7 @@ def test_cycle_with_the_dpm_encoder_reconstructs_between_equal_models(gmm):
     assert float((out - x).abs().max()) < 1e-12
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", [m for m in METHODS if m != "null-text"])  # a network's
 def test_edit_moves_data_to_the_target_class(classes, method):
     path = ip.paths.VPLinear()
     den = classes.denoiser(path)

@@ -7,19 +7,26 @@
 - :func:`noise_maps` / :func:`ddpm_decode`: DDPM latents, edit-friendly (Huberman-Spiegelglas
   et al. 2024) or DPM-Encoder (Wu & De la Torre 2023).
 - :func:`sdedit` (Meng et al. 2022); :func:`cycle` (CycleDiffusion, Wu & De la Torre 2023).
+- :func:`null_text_invert` / :func:`null_text_sample` (Mokady et al. 2023): per-step null-label
+  embeddings that make guided DDIM reconstruct.
 - :func:`interpolate` between two real samples through :func:`slerp` of their latents.
 - :func:`edit`: one front door, ``edit(den, x0, to_label, method=...)``.
 """
 
 from .bdia import bdia_invert, bdia_sample
+from .common import labels_for
 from .cycle import cycle
 from .edict import edict_invert, edict_sample
-from .edit import METHODS, edit, labels_for
+from .edit import METHODS, edit
 from .interpolate import interpolate, slerp
 from .noise_maps import NoiseMap, ddpm_decode, noise_maps
+from .null_text import NullTextLatent, null_text_invert, null_text_sample
 from .ode import check_data, invert, inversion_grid, trajectory
 from .sdedit import sdedit
 
-__all__ = ["METHODS", "NoiseMap", "bdia_invert", "bdia_sample", "check_data", "cycle",
-           "ddpm_decode", "edict_invert", "edict_sample", "edit", "interpolate", "invert",
-           "inversion_grid", "labels_for", "noise_maps", "sdedit", "slerp", "trajectory"]
+__all__ = [
+    "METHODS", "NoiseMap", "NullTextLatent", "bdia_invert", "bdia_sample", "check_data", "cycle",
+    "ddpm_decode", "edict_invert", "edict_sample", "edit", "interpolate", "invert",
+    "inversion_grid", "labels_for", "noise_maps", "null_text_invert", "null_text_sample",
+    "sdedit", "slerp", "trajectory",
+]

@@ -6,9 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from ..errors import InterpolantError
+from ..labels import NULL_LABEL
 from ..paths import GaussianPath
 from ..solvers.exponential import Point, points
 from ..solvers.sampling import _check_start, make_grid
@@ -58,3 +60,36 @@ def check_pair(latent: Any, name: str) -> tuple[Tensor, Tensor]:
     raise InterpolantError(
         f"{name} takes a tensor or the pair of equally shaped tensors its inversion returned"
     )
+
+
+def num_classes(denoiser: Any) -> int | None:
+    """The number of classes of the denoiser's network or exact mixture (looking through
+    guidance wrappers), or ``None`` where it does not say."""
+    net = getattr(denoiser, "model", None)
+    for owner in (net, getattr(net, "gmm", None)):
+        k = getattr(owner, "num_classes", None)
+        if isinstance(k, int):
+            return k
+    inner = getattr(denoiser, "den", None)  # a guidance wrapper
+    return num_classes(inner) if inner is not None else None
+
+
+def labels_for(denoiser: Any, label: Any, batch: int) -> Tensor | None:
+    """``label`` (an int, ``None``, or int64 ``(B,)``) as int64 labels of shape ``(batch,)``,
+    checked against the classes the model was trained with."""
+    if label is None:
+        return None
+    labels = torch.full((batch,), int(label)) if isinstance(label, int) else label
+    if (not isinstance(labels, Tensor) or labels.shape != (batch,) or labels.is_floating_point()
+            or labels.dtype == torch.bool):
+        raise InterpolantError(f"a label must be an int or int64 labels of shape ({batch},)")
+    labels = labels.long()
+    k = num_classes(denoiser)
+    if k is not None:
+        bad = (labels != NULL_LABEL) & ((labels < 0) | (labels >= k))
+        if bool(bad.any()):
+            raise InterpolantError(
+                f"label {int(labels[bad][0])} is not one the model was trained with: "
+                f"classes 0..{k - 1} (NULL_LABEL = {NULL_LABEL} for none)"
+            )
+    return labels

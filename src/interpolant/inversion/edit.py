@@ -9,12 +9,14 @@ none), regenerate with the target label, by any method of this package.
 ``"edict"``        :func:`.edict_invert` / :func:`.edict_sample` (exact latent)
 ``"edit-friendly"`` :func:`.noise_maps` / :func:`.ddpm_decode` (exact DDPM latent)
 ``"dpm-encoder"``  the same with the DPM-Encoder's states
+``"null-text"``    :func:`.null_text_invert` / :func:`.null_text_sample` (guided, ``scale``)
 ``"sdedit"``       :func:`.sdedit` with strength ``t0`` (no inversion; pass ``solver="ddpm"``
                    for the paper's reverse SDE)
 =================  ==========================================================================
 
 Every method reconstructs ``x0`` when ``to_label == from_label`` (exactly for the exact latents,
-within the solver's error for ``"ode"``; SDEdit does not reconstruct).
+within the solver's error for ``"ode"``, to the optimisation's residual for ``"null-text"``;
+SDEdit does not reconstruct).
 """
 
 from __future__ import annotations
@@ -25,50 +27,18 @@ import torch
 from torch import Tensor
 
 from ..errors import InterpolantError, unknown_name
-from ..labels import NULL_LABEL
 from ..solvers.sampling import sample
 from .bdia import bdia_invert, bdia_sample
+from .common import labels_for
 from .edict import edict_invert, edict_sample
 from .noise_maps import ddpm_decode, noise_maps
+from .null_text import null_text_invert, null_text_sample
 from .ode import check_data, invert
 from .sdedit import sdedit
 
-METHODS = ("ode", "bdia", "edict", "edit-friendly", "dpm-encoder", "sdedit")
+METHODS = ("ode", "bdia", "edict", "edit-friendly", "dpm-encoder", "null-text", "sdedit")
 
-__all__ = ["METHODS", "edit", "labels_for", "num_classes"]
-
-
-def num_classes(denoiser: Any) -> int | None:
-    """The number of classes of the denoiser's network or exact mixture (looking through
-    guidance wrappers), or ``None`` where it does not say."""
-    net = getattr(denoiser, "model", None)
-    for owner in (net, getattr(net, "gmm", None)):
-        k = getattr(owner, "num_classes", None)
-        if isinstance(k, int):
-            return k
-    inner = getattr(denoiser, "den", None)  # a guidance wrapper
-    return num_classes(inner) if inner is not None else None
-
-
-def labels_for(denoiser: Any, label: Any, batch: int) -> Tensor | None:
-    """``label`` (an int, ``None``, or int64 ``(B,)``) as int64 labels of shape ``(batch,)``,
-    checked against the classes the model was trained with."""
-    if label is None:
-        return None
-    labels = torch.full((batch,), int(label)) if isinstance(label, int) else label
-    if (not isinstance(labels, Tensor) or labels.shape != (batch,) or labels.is_floating_point()
-            or labels.dtype == torch.bool):
-        raise InterpolantError(f"a label must be an int or int64 labels of shape ({batch},)")
-    labels = labels.long()
-    k = num_classes(denoiser)
-    if k is not None:
-        bad = (labels != NULL_LABEL) & ((labels < 0) | (labels >= k))
-        if bool(bad.any()):
-            raise InterpolantError(
-                f"label {int(labels[bad][0])} is not one the model was trained with: "
-                f"classes 0..{k - 1} (NULL_LABEL = {NULL_LABEL} for none)"
-            )
-    return labels
+__all__ = ["METHODS", "edit"]
 
 
 def edit(
@@ -103,6 +73,10 @@ def edit(
     if method == "edict":
         latent = edict_invert(denoiser, x0, cond=src, **common, **options)
         return edict_sample(denoiser, latent, cond=dst, **common, **options)[0]
+    if method == "null-text":
+        latent = null_text_invert(denoiser, x0, src, **common, **options)
+        keep = {k: options[k] for k in ("scale", "embedding") if k in options}
+        return null_text_sample(denoiser, latent, dst, **common, **keep)
     if method == "sdedit":
         return sdedit(denoiser, x0, t0, solver, cond=dst, generator=generator, **common,
                       **options)

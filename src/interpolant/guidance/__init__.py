@@ -13,6 +13,7 @@ counts network evaluations in ``g.nfe`` (a batched two-branch call counts 2; see
 - :class:`ClassifierGuidance` (Dhariwal & Nichol 2021) with :class:`NoiseAwareClassifier`
   and :func:`train_classifier`.
 - :class:`LossGuidance` (Bansal et al. 2023; FlowChef's gradient skipping as an option).
+- :class:`DensityGuidance` (Karczewski et al. 2025): a prescribed log-density rate.
 - :class:`MultiDiffusion` (Bar-Tal et al. 2023): canvases larger than the model;
   :class:`Anagram` (Geng et al. 2024): one sample, a different class under each view.
 - :class:`SuperDiffOR` (Skreta et al. 2025): the mixture of several models, weighted by their
@@ -25,6 +26,7 @@ from .auto import AutoGuidance
 from .base import Guided
 from .cfg import CFG, cfg_combine
 from .classifier import ClassifierGuidance, NoiseAwareClassifier, class_grad, train_classifier
+from .density import DensityGuidance
 from .loss import LossGuidance
 from .multidiffusion import MultiDiffusion
 from .superdiff import SuperDiffOR
@@ -35,6 +37,7 @@ __all__ = [
     "AutoGuidance",
     "CFG",
     "ClassifierGuidance",
+    "DensityGuidance",
     "Guided",
     "LossGuidance",
     "MultiDiffusion",

@@ -92,3 +92,43 @@ def test_bad_threshold_and_space(gmm):
         ip.guidance.AdaptiveCFG(den, 2.0, threshold=1.5)
     with pytest.raises(InterpolantError, match="similarity space"):
         ip.guidance.AdaptiveCFG(den, 2.0, space="pixels")
+
+
+def test_linear_ag_without_estimates_is_plain_cfg(gmm):
+    den = gmm.denoiser(ip.paths.VPCosine())
+    x1, labels = _start(), torch.arange(64) % 3
+    cfg, lag = ip.guidance.CFG(den, 3.0), ip.guidance.LinearAG(den, 3.0)
+    for solver in ("dpm++2m", "heun"):
+        want = ip.sample(cfg, x1, solver, 10, cond=labels)
+        torch.testing.assert_close(ip.sample(lag, x1, solver, 10, cond=labels), want,
+                                   rtol=1e-12, atol=1e-12)
+    assert lag.nfe == cfg.nfe and lag.estimated == 0
+
+
+def test_linear_ag_estimates_beat_dropping_the_unconditional_pass(gmm):
+    """Fitted on one batch, used on another: estimating every other unconditional pass saves
+    10 of 40 passes and stays 5x closer to full CFG (measured: mean endpoint deviation 0.020)
+    than using the conditional prediction alone at the same evaluations (0.136)."""
+    den = gmm.denoiser(ip.paths.VPLinear())
+    labels = torch.arange(256) % 3
+    skip = range(1, 20, 2)
+    lag = ip.guidance.LinearAG.fit(den, 3.0, _start(256, 0), labels, skip)
+    x1 = _start(256, 1)
+    want = ip.sample(ip.guidance.CFG(den, 3.0), x1, "dpm++2m", 20, cond=labels)
+    got = ip.sample(lag, x1, "dpm++2m", 20, cond=labels)
+    assert lag.nfe == 40 - 10 and lag.estimated == 10
+    conditional_only = ip.guidance.LinearAG(den, 3.0, coefficients={k: (1.0, 0.0, 0.0)
+                                                                    for k in skip})
+    dropped = ip.sample(conditional_only, x1, "dpm++2m", 20, cond=labels)
+    deviation = float((got - want).norm(dim=1).mean())
+    assert deviation < 0.04 and deviation < 0.2 * float((dropped - want).norm(dim=1).mean())
+
+
+def test_linear_ag_bad_input(gmm):
+    den = gmm.denoiser(ip.paths.VPLinear())
+    with pytest.raises(InterpolantError, match="k >= 1"):
+        ip.guidance.LinearAG(den, 2.0, coefficients={0: (1.0, 0.0, 0.0)})
+    with pytest.raises(InterpolantError, match="neither"):
+        ip.guidance.LinearAG(den, 2.0, interval=(0.1, 0.5))
+    with pytest.raises(InterpolantError, match="outside"):
+        ip.guidance.LinearAG.fit(den, 2.0, _start(8), torch.arange(8) % 3, [25], steps=10)

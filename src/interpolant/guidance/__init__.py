@@ -8,7 +8,8 @@ counts network evaluations in ``g.nfe`` (a batched two-branch call counts 2; see
 >>> x0 = ip.sample(g, x1, cond=labels, solver="dpm++2m", steps=20)   # doctest: +SKIP
 
 - :class:`CFG` (Ho & Salimans 2022), with ``rescale=`` (Lin et al. 2024) and ``interval=``
-  (Kynkäänniemi et al. 2024); :class:`AdaptiveCFG` (Castillo et al. 2023).
+  (Kynkäänniemi et al. 2024); :class:`AdaptiveCFG` and :class:`LinearAG` (Castillo et al.
+  2023).
 - :class:`AutoGuidance` (Karras et al. 2024).
 - :class:`ClassifierGuidance` (Dhariwal & Nichol 2021) with :class:`NoiseAwareClassifier`
   and :func:`train_classifier`.
@@ -27,6 +28,7 @@ from .base import Guided
 from .cfg import CFG, cfg_combine
 from .classifier import ClassifierGuidance, NoiseAwareClassifier, class_grad, train_classifier
 from .density import DensityGuidance
+from .linear_ag import LinearAG
 from .loss import LossGuidance
 from .multidiffusion import MultiDiffusion
 from .superdiff import SuperDiffOR
@@ -39,6 +41,7 @@ __all__ = [
     "ClassifierGuidance",
     "DensityGuidance",
     "Guided",
+    "LinearAG",
     "LossGuidance",
     "MultiDiffusion",
     "NoiseAwareClassifier",

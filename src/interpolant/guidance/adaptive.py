@@ -24,7 +24,7 @@ from torch import Tensor
 
 from ..errors import InterpolantError, unknown_name
 from ..predictions import TARGETS
-from .base import check_scale, labels_of
+from .base import check_scale, labels_of, new_run
 from .cfg import CFG, inside_interval
 
 __all__ = ["AdaptiveCFG"]
@@ -63,10 +63,11 @@ class AdaptiveCFG(CFG):
 
     def _guide(self, x: Tensor, t: Tensor | float, cond: Any, target: str) -> Tensor:
         labels = labels_of(cond, x.shape[0], self.method)
-        t_max = t if isinstance(t, float) else float(t.max())
-        if self._last is None or t_max > self._last[0] or x.shape[0] != self._last[1]:
+        fresh, key = new_run(self._last, t, x)
+        if fresh:
             self.reset()
-        self._last = (t_max, x.shape[0])
+        self._last = key
+        t_max = key[0]
         inside = inside_interval(self.interval, t)
         if self.switched_at is not None or inside is False:
             self.skipped += inside is not False

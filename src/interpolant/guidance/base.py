@@ -27,8 +27,8 @@ from ..labels import NULL_LABEL
 from ..paths import check_time
 from ..predictions import TARGETS, convert
 
-__all__ = ["Guided", "check_callable", "check_scale", "labels_of", "repeated", "stacked",
-           "with_null"]
+__all__ = ["Guided", "check_callable", "check_scale", "labels_of", "new_run", "repeated",
+           "stacked", "with_null"]
 
 
 def check_scale(scale: Any, name: str = "scale") -> float:
@@ -96,6 +96,15 @@ def stacked(*conds: Any) -> Any:
 def repeated(t: Tensor | float, n: int) -> Tensor | float:
     """The time of ``n`` stacked copies of a batch."""
     return t if isinstance(t, float) else t.repeat(n)
+
+
+def new_run(last: tuple[float, int] | None, t: Tensor | float,
+            x: Tensor) -> tuple[bool, tuple[float, int]]:
+    """For the few methods that follow a sampling run across calls: whether ``(t, x)`` starts
+    a new run after a call keyed ``last`` (a larger time or another batch size), and its key.
+    A run is a sequence of calls with non-increasing ``t``, as every solver makes."""
+    key = (t if isinstance(t, float) else float(t.max()), x.shape[0])
+    return last is None or key[0] > last[0] or key[1] != last[1], key
 
 
 def path_of(den: Any, name: str) -> Any:

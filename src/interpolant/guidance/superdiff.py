@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 from ..errors import InterpolantError
-from .base import Guided
+from .base import Guided, new_run
 
 __all__ = ["SuperDiffOR"]
 
@@ -75,10 +75,10 @@ class SuperDiffOR(Guided):
         outs = torch.stack([self._eval(den, x, t, cond, target) for den in self.dens])
         scores = torch.stack([self._convert(o, target, "score", x, t) for o in outs])
         last = self._last
-        if last is None or t > last[0] or x.shape[0] != last[1].shape[0]:
+        if new_run(None if last is None else (last[0], last[1].shape[0]), t, x)[0]:
             self.log_q = self._start(x)
         else:
-            self.log_q = self.log_q + self._increment(*last, t, x)  # type: ignore[operator]
+            self.log_q = self.log_q + self._increment(*last, t, x)  # type: ignore[operator,misc]
         self._last = (t, x.detach().clone(), scores)
         kappa = torch.softmax(self.log_w.to(x.device) + self.log_q, dim=1).to(x.dtype)
         return torch.einsum("bm,mb...->b...", kappa, outs)

@@ -25,7 +25,7 @@ class AutoGuidance(Guided):
     """``D_weak + w (D_good - D_weak)`` (Karras et al. 2024) as a denoiser.
 
     ``interval=(t_lo, t_hi)`` guides only there and returns ``D_good`` elsewhere, without
-    evaluating the weak model (as :class:`CFG`).
+    evaluating the weak model (as :class:`CFG`); so does ``scale = 1``.
     """
 
     def __init__(self, good: Any, weak: Any, scale: float = 2.0, *,
@@ -41,7 +41,7 @@ class AutoGuidance(Guided):
     def _guide(self, x: Tensor, t: Tensor | float, cond: Any, target: str) -> Tensor:
         good = self._eval(self.good, x, t, cond, target)
         inside = inside_interval(self.interval, t)
-        if inside is False:
+        if inside is False or self.scale == 1.0:
             return good
         out = cfg_combine(good, self._eval(self.weak, x, t, cond, target), self.scale)
         if isinstance(inside, Tensor):

@@ -102,8 +102,9 @@ class CFG(Guided):
 
     Args:
         den: a denoiser whose network was trained with label dropout (``NULL_LABEL``).
-        scale: the guidance weight ``w`` (1: conditional, 0: unconditional; the papers' "7.5"
-            is ``w = 7.5`` in this convention, which is ``1 + w'`` in Ho & Salimans' notation).
+        scale: the guidance weight ``w`` (1: the conditional prediction, one pass; 0: the
+            unconditional one; diffusers' ``guidance_scale`` is this ``w``, which is ``1 + w'``
+            in Ho & Salimans' notation).
         interval: ``(t_lo, t_hi)``: guide only for ``t_lo <= t <= t_hi`` and return the plain
             conditional prediction elsewhere, skipping the unconditional pass there
             (Kynkäänniemi et al. 2024, "Applying Guidance in a Limited Interval Improves
@@ -144,8 +145,8 @@ class CFG(Guided):
     def _guide(self, x: Tensor, t: Tensor | float, cond: Any, target: str) -> Tensor:
         labels = labels_of(cond, x.shape[0], self.method)
         inside = inside_interval(self.interval, t)
-        if inside is False:
-            return self._eval(self.den, x, t, cond, target)
+        if inside is False or (self.scale == 1.0 and self.rescale == 0.0):
+            return self._eval(self.den, x, t, cond, target)  # D_c alone: one pass
         space = target if self.rescale == 0.0 else self.rescale_space
         c, u = self._branches(x, t, cond, labels, space)
         return self._finish(x, t, c, u, space, target, inside)

@@ -34,7 +34,7 @@ def check_student(student: Any, example: Tensor, cond: Any = None) -> nn.Module:
     with torch.no_grad():
         try:
             out = student(example, t, cond) if cond is not None else student(example, t)
-        except (RuntimeError, TypeError) as err:
+        except (RuntimeError, TypeError, InterpolantError) as err:
             raise InterpolantError(f"the student network cannot take data of shape "
                                    f"{tuple(example.shape[1:])}: {err}") from None
     if not isinstance(out, Tensor) or out.shape != example.shape:
@@ -61,7 +61,7 @@ def fit(model: nn.Module, loss_fn: Callable[[int], Tensor], steps: int, lr: floa
         loss = loss_fn(k)
         if not torch.isfinite(loss):
             raise InterpolantError(
-                f"{name} diverged at step {k} of {steps} (loss {float(loss)}); the student "
+                f"{name} diverged at step {k} of {steps} (loss {float(loss.detach())}); the student "
                 "keeps its weights from the step before: lower lr or check the teacher"
             )
         opt.zero_grad(set_to_none=True)

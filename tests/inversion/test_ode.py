@@ -152,6 +152,21 @@ def test_stochastic_solvers_refuse_to_invert(gmm, data, name, options):
         ip.invert(den, data, solver=ip.solvers.with_corrector("ddim", steps=1), steps=10)
 
 
+def test_every_solver_inverts_to_finite_values_or_is_refused(gmm, data):
+    """A solver not checked for increasing grids (``invertible`` is opt-in) is refused with
+    an InterpolantError, never run into NaN."""
+    den = gmm.denoiser(ip.paths.VPCosine())
+    ran = []
+    for name in ip.solvers.available():
+        try:
+            z = ip.invert(den, data, solver=name, steps=12)
+        except InterpolantError:
+            continue
+        assert bool(torch.isfinite(z).all()), name
+        ran.append(name)
+    assert {"ddim", "dpm++2m", "unipc", "heun", "deis", "pndm", "dpm-fast"} <= set(ran)
+
+
 def test_solvers_without_a_reverse_run_refuse(gmm, data):
     den = gmm.denoiser(ip.paths.VPLinear())
     for name in ("dpm-adaptive", ):

@@ -57,16 +57,9 @@ def _check_gamma(gamma: float, inverting: bool) -> float:
     return gamma
 
 
-def bdia_sample(
-    denoiser: Any,
-    latent: Tensor | tuple[Tensor, Tensor],
-    gamma: float = DEFAULT_GAMMA,
-    steps: int | None = None,
-    grid: Any = None,
-    cond: Any = None,
-    t_noise: float = 1.0,
-    t_data: float | None = None,
-) -> Tensor:
+def bdia_sample(denoiser: Any, latent: Tensor | tuple[Tensor, Tensor],
+                gamma: float = DEFAULT_GAMMA, steps: int | None = None, grid: Any = None,
+                cond: Any = None, t_noise: float = 1.0, t_data: float | None = None) -> Tensor:
     """BDIA-DDIM sampling from ``latent``: noise ``z_0`` (the first step is DDIM) or the pair
     ``(z_0, z_1)`` that :func:`bdia_invert` returns. Returns the state at ``t_data``."""
     gamma = _check_gamma(gamma, inverting=False)
@@ -84,16 +77,9 @@ def bdia_sample(
     return z
 
 
-def bdia_invert(
-    denoiser: Any,
-    x0: Tensor,
-    gamma: float = DEFAULT_GAMMA,
-    steps: int | None = None,
-    grid: Any = None,
-    cond: Any = None,
-    t_noise: float = 1.0,
-    t_data: float | None = None,
-) -> tuple[Tensor, Tensor]:
+def bdia_invert(denoiser: Any, x0: Tensor, gamma: float = DEFAULT_GAMMA,
+                steps: int | None = None, grid: Any = None, cond: Any = None,
+                t_noise: float = 1.0, t_data: float | None = None) -> tuple[Tensor, Tensor]:
     """The BDIA latent ``(z_0, z_1)`` of data ``x0`` (taken as the state at ``t_data``, default
     ``path.t_min``) on the sampling grid of ``steps`` steps; ``bdia_sample`` with the same
     arguments maps it back to ``x0`` exactly (up to rounding)."""

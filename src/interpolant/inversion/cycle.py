@@ -27,18 +27,10 @@ from .ode import invert
 __all__ = ["cycle"]
 
 
-def cycle(
-    source: Any,
-    target: Any,
-    x: Tensor,
-    solver: str = "ddim",
-    steps: int | None = None,
-    grid: Any = None,
-    cond_source: Any = None,
-    cond_target: Any = None,
-    generator: torch.Generator | Sequence[torch.Generator] | None = None,
-    **options: Any,
-) -> Tensor:
+def cycle(source: Any, target: Any, x: Tensor, solver: str = "ddim", steps: int | None = None,
+          grid: Any = None, cond_source: Any = None, cond_target: Any = None,
+          generator: torch.Generator | Sequence[torch.Generator] | None = None,
+          **options: Any) -> Tensor:
     """``x`` (data of the ``source`` denoiser) translated to the ``target`` denoiser through a
     shared latent: ``solver="dpm-encoder"`` for the stochastic DDPM latent (``options`` such as
     ``eta`` go to it), else a deterministic solver name for the ODE latent."""

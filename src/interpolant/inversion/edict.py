@@ -50,17 +50,10 @@ def _steps(denoiser: Any, x: Tensor, p: float, form: str, steps: int | None, gri
     return [(s.t, *ddim_step(form, s, t)) for s, t in zip(pts[:-1], pts[1:])]
 
 
-def edict_sample(
-    denoiser: Any,
-    latent: Tensor | tuple[Tensor, Tensor],
-    p: float = DEFAULT_P,
-    form: str = "noise",
-    steps: int | None = None,
-    grid: Any = None,
-    cond: Any = None,
-    t_noise: float = 1.0,
-    t_data: float | None = None,
-) -> tuple[Tensor, Tensor]:
+def edict_sample(denoiser: Any, latent: Tensor | tuple[Tensor, Tensor], p: float = DEFAULT_P,
+                 form: str = "noise", steps: int | None = None, grid: Any = None,
+                 cond: Any = None, t_noise: float = 1.0,
+                 t_data: float | None = None) -> tuple[Tensor, Tensor]:
     """EDICT sampling from noise ``latent`` (both sequences start there) or from the pair
     :func:`edict_invert` returned; returns the pair ``(x, y)`` at ``t_data``."""
     x, y = check_pair(latent, "edict_sample")
@@ -73,17 +66,9 @@ def edict_sample(
     return x, y
 
 
-def edict_invert(
-    denoiser: Any,
-    x0: Tensor,
-    p: float = DEFAULT_P,
-    form: str = "noise",
-    steps: int | None = None,
-    grid: Any = None,
-    cond: Any = None,
-    t_noise: float = 1.0,
-    t_data: float | None = None,
-) -> tuple[Tensor, Tensor]:
+def edict_invert(denoiser: Any, x0: Tensor, p: float = DEFAULT_P, form: str = "noise",
+                 steps: int | None = None, grid: Any = None, cond: Any = None,
+                 t_noise: float = 1.0, t_data: float | None = None) -> tuple[Tensor, Tensor]:
     """The EDICT latent pair of data ``x0`` (the state at ``t_data``, default ``path.t_min``);
     :func:`edict_sample` with the same arguments maps it back exactly (up to rounding)."""
     model, target = predictor(denoiser, cond), TARGET[form]

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..errors import InterpolantError, unknown_name
+from ..errors import unknown_name
 from ..solvers.sampling import sample
 from .bdia import bdia_invert, bdia_sample
 from .common import labels_for

@@ -90,18 +90,10 @@ def _step(guided: Any, emb: nn.Module, z: Tensor, s: Point, t: Point, labels: Te
         return c_x * z + c_0 * guided(z, s.t, labels, "x0")
 
 
-def null_text_invert(
-    denoiser: Any,
-    x0: Tensor,
-    label: Any,
-    scale: float = 3.0,
-    steps: int | None = None,
-    grid: Any = None,
-    iters: int = 10,
-    lr: float = 1e-2,
-    tol: float = 1e-10,
-    embedding: nn.Module | None = None,
-) -> NullTextLatent:
+def null_text_invert(denoiser: Any, x0: Tensor, label: Any, scale: float = 3.0,
+                     steps: int | None = None, grid: Any = None, iters: int = 10,
+                     lr: float = 1e-2, tol: float = 1e-10,
+                     embedding: nn.Module | None = None) -> NullTextLatent:
     """The null-text latent of ``x0`` with class ``label`` at guidance ``scale`` (Algorithm
     1 above); :func:`null_text_sample` with the same arguments reconstructs ``x0``."""
     emb = _embedding(denoiser, embedding)
@@ -134,15 +126,9 @@ def null_text_invert(
     return NullTextLatent(pivot[0], torch.stack(nulls))
 
 
-def null_text_sample(
-    denoiser: Any,
-    latent: NullTextLatent,
-    label: Any,
-    scale: float = 3.0,
-    steps: int | None = None,
-    grid: Any = None,
-    embedding: nn.Module | None = None,
-) -> Tensor:
+def null_text_sample(denoiser: Any, latent: NullTextLatent, label: Any, scale: float = 3.0,
+                     steps: int | None = None, grid: Any = None,
+                     embedding: nn.Module | None = None) -> Tensor:
     """Guided DDIM from ``latent.z`` with the per-step null embeddings and class ``label``
     (the inversion's label reconstructs, another edits)."""
     if not isinstance(latent, NullTextLatent):

@@ -137,8 +137,10 @@ class Solver:
     shortest grid it accepts), ``nfe_per_step`` and ``warmup_nfe`` (see :meth:`max_nfe`),
     ``multistep`` (it uses the history of earlier steps, so it cannot be run one step at a
     time), ``own_grid`` (it picks its own steps between the ends of the grid it receives),
-    ``invertible`` (it can run an increasing grid, from data towards noise) and the property
-    ``stochastic`` (it draws fresh noise with its current options, so it cannot invert).
+    ``invertible`` (it is checked to run an increasing grid, from data towards noise, with the
+    same tables: opt-in, so a new solver is refused an inversion until its author checks it)
+    and the property ``stochastic`` (it draws fresh noise with its current options, so it
+    cannot invert).
     """
 
     needs_gaussian: ClassVar[bool] = True
@@ -147,7 +149,7 @@ class Solver:
     warmup_nfe: ClassVar[int] = 0
     multistep: ClassVar[bool] = False
     own_grid: ClassVar[bool] = False
-    invertible: ClassVar[bool] = True
+    invertible: ClassVar[bool] = False
 
     @property
     def stochastic(self) -> bool:

@@ -58,6 +58,7 @@ class DDIM(Solver):
     ``eta = 1`` is DDPM ancestral sampling. One network evaluation per step."""
 
     eta: float = 0.0
+    invertible = True  # checked: tests/inversion
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.eta <= 1.0:

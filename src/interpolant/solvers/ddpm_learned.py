@@ -125,21 +125,26 @@ class LearnedRangeDenoiser:
         pred, r = out.to(x.dtype).split(x.shape[1], dim=1)
         return pred, r
 
-    def __call__(self, x: Tensor, t: float | Tensor, cond: Any = None,
-                 target: str = "x0") -> Tensor:
-        pred, r = self.outputs(x, t, cond)
+    def to_target(self, pred: Tensor, x: Tensor, t: float | Tensor, target: str) -> Tensor:
+        """The network's prediction ``pred`` at ``(x, t)`` as ``target`` (``t`` a float or
+        ``(B,)``)."""
+        if target not in TARGETS:
+            raise InterpolantError(f"target must be one of {', '.join(TARGETS)} or "
+                                   f"{WITH_RANGE!r}, got {target!r}")
         if isinstance(t, Tensor) and t.ndim == 1:
             t64 = t.to(torch.float64)
             coefs = [broadcast_time(fn(t64).to(x.dtype), x) for fn in
                      (self.path.alpha, self.path.sigma, self.path.d_alpha, self.path.d_sigma)]
         else:
             coefs = list(self.path.scalars(float(t)))
-        want = "x0" if target == WITH_RANGE else target
-        if want not in TARGETS:
-            raise InterpolantError(f"target must be one of {', '.join(TARGETS)} or "
-                                   f"{WITH_RANGE!r}, got {target!r}")
-        value = convert_with(pred, self.prediction, want, x, *coefs)
-        return torch.cat([value, r], dim=1) if target == WITH_RANGE else value
+        return convert_with(pred, self.prediction, target, x, *coefs)
+
+    def __call__(self, x: Tensor, t: float | Tensor, cond: Any = None,
+                 target: str = "x0") -> Tensor:
+        pred, r = self.outputs(x, t, cond)
+        if target == WITH_RANGE:
+            return torch.cat([self.to_target(pred, x, t, "x0"), r], dim=1)
+        return self.to_target(pred, x, t, target)
 
 
 @dataclass(frozen=True)

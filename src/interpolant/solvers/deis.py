@@ -89,6 +89,7 @@ class DEIS(Solver):
     order: int = 3
     lower_order_final: bool = True
     multistep = True
+    invertible = True  # checked: tests/inversion
 
     def __post_init__(self) -> None:
         if self.order not in (1, 2, 3):

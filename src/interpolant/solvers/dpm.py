@@ -155,6 +155,7 @@ class DPMSolver(Solver):
 
     order: int = 2
     form: str = "noise"
+    invertible = True  # checked: tests/inversion
 
     @property
     def nfe_per_step(self) -> int:  # type: ignore[override]

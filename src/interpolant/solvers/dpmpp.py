@@ -149,6 +149,7 @@ class DPMSolverPPMultistep(Solver):
     third_order: str = THIRD_ORDER_DEFAULT
     lower_order_final: bool = True
     multistep = True
+    invertible = True  # checked: tests/inversion
 
     def __post_init__(self) -> None:
         if self.order not in (1, 2, 3):

@@ -49,6 +49,7 @@ class EDMSampler(Solver):
     s_tmax: float = math.inf
     s_noise: float = 1.0
     nfe_per_step = 2
+    invertible = True  # checked: tests/inversion
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.s_churn) and self.s_churn >= 0.0):

@@ -35,6 +35,7 @@ class Euler(Solver):
     """Explicit Euler on ``dx/dt = u(x, t)``; first order, one evaluation per step."""
 
     needs_gaussian = False
+    invertible = True  # checked: tests/inversion
 
     def run(
         self, model: Model, x: Tensor, ts: Tensor, path: GaussianPath, noise: Noise
@@ -53,6 +54,7 @@ class Heun(Solver):
     """Heun's method on ``dx/dt = u(x, t)``; second order, two evaluations per step."""
 
     needs_gaussian = False
+    invertible = True  # checked: tests/inversion
     nfe_per_step = 2
 
     def run(

@@ -138,6 +138,7 @@ class PLMS(Solver):
     min_steps = 2
     warmup_nfe = 1
     multistep = True
+    invertible = True  # checked: tests/inversion
 
     def run(
         self, model: Model, x: Tensor, ts: Tensor, path: GaussianPath, noise: Noise
@@ -157,6 +158,7 @@ class PNDM(Solver):
 
     variant: str = "f"
     multistep = True
+    invertible = True  # checked: tests/inversion
 
     @property
     def warmup_nfe(self) -> int:  # type: ignore[override]
@@ -195,6 +197,7 @@ class IPNDM(Solver):
 
     order: int = 4
     multistep = True
+    invertible = True  # checked: tests/inversion
 
     def __post_init__(self) -> None:
         if isinstance(self.order, bool) or self.order not in (1, 2, 3, 4):

@@ -59,7 +59,6 @@ class EulerAncestral(Solver):
 
     eta: float = 1.0
     s_noise: float = 1.0
-    invertible = False  # ancestral sampling is defined by its noise; eta = 0 is 'ddim'
 
     def __post_init__(self) -> None:
         for name in ("eta", "s_noise"):

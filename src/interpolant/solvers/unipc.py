@@ -147,6 +147,7 @@ class UniPC(Solver):
     disable_corrector: tuple[int, ...] = ()
     lower_order_final: bool = True
     multistep = True
+    invertible = True  # checked: tests/inversion
 
     def __post_init__(self) -> None:
         if self.order not in (1, 2, 3):

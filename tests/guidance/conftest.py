@@ -75,3 +75,18 @@ def labels():
 @pytest.fixture
 def points():
     return 1.3 * torch.randn(8, 2, dtype=F64, generator=torch.Generator().manual_seed(11))
+
+
+@pytest.fixture
+def samples_alike():
+    """``check(got_den, want_den, x1, labels, tol)``: every solver gives the same samples with
+    both denoisers (same grid, same noise)."""
+
+    def check(got_den, want_den, x1, labels, tol):
+        for solver in ip.solvers.available():
+            kw = dict(solver=solver, steps=6, t_start=0.98, cond=labels)
+            got = ip.sample(got_den, x1, generator=torch.Generator().manual_seed(4), **kw)
+            want = ip.sample(want_den, x1, generator=torch.Generator().manual_seed(4), **kw)
+            torch.testing.assert_close(got, want, rtol=tol, atol=tol, msg=solver)
+
+    return check

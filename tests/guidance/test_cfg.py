@@ -125,18 +125,14 @@ def test_guided_flow_converges_at_the_solver_order(gmm, guided_flow, solver, ord
     assert fit_order(steps, errors) > order - 0.3, errors  # measured: 1.03, 2.02, 2.04, 2.77
 
 
-def test_every_solver_on_every_path_samples_the_guided_field(path, exact, labels):
+def test_every_solver_on_every_path_samples_the_guided_field(path, exact, labels,
+                                                             samples_alike):
     """Each solver on CFG gives what it gives on a plain Denoiser of w D_c + (1 - w) D_u
     (same grid, same noise): CFG is a denoiser like any other."""
     w = 1.7
-    g = CFG(exact.gmm.denoiser(path), scale=w)
-    ref = exact.guided_denoiser(path, w)
     x1 = torch.randn(8, 2, dtype=F64, generator=torch.Generator().manual_seed(3))
-    for solver in ip.solvers.available():
-        kw = dict(solver=solver, steps=6, t_start=0.98, cond=labels)
-        got = ip.sample(g, x1, generator=torch.Generator().manual_seed(4), **kw)
-        want = ip.sample(ref, x1, generator=torch.Generator().manual_seed(4), **kw)
-        torch.testing.assert_close(got, want, rtol=1e-8, atol=1e-8, msg=solver)
+    samples_alike(CFG(exact.gmm.denoiser(path), scale=w), exact.guided_denoiser(path, w), x1,
+                  labels, 1e-8)
 
 
 def test_interval_guides_inside_and_skips_the_unconditional_pass_outside(gmm, points, labels):

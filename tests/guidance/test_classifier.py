@@ -105,16 +105,12 @@ def test_bad_classifier_output_and_labels(gmm, points, labels):
         ip.guidance.ClassifierGuidance(den, "clf")
 
 
-def test_exact_classifier_guidance_samples_like_the_conditional_model_with_every_solver(gmm):
+def test_exact_classifier_guidance_samples_like_the_conditional_model_with_every_solver(
+        gmm, samples_alike):
     """Scale 1 with the exact classifier is the conditional denoiser, so every solver gives
     the conditional model's samples (same grid, same noise)."""
     path = ip.paths.VPLinear()
     den = gmm.denoiser(path)
-    g = ip.guidance.ClassifierGuidance(den, gmm.classifier(path), 1.0)
-    labels = torch.tensor([0, 1, 2, 0, 1, 2])
     x1 = torch.randn(6, 2, dtype=F64, generator=torch.Generator().manual_seed(5))
-    for solver in ip.solvers.available():
-        kw = dict(solver=solver, steps=6, t_start=0.98, cond=labels)
-        got = ip.sample(g, x1, generator=torch.Generator().manual_seed(6), **kw)
-        want = ip.sample(den, x1, generator=torch.Generator().manual_seed(6), **kw)
-        torch.testing.assert_close(got, want, rtol=1e-7, atol=1e-7, msg=solver)
+    samples_alike(ip.guidance.ClassifierGuidance(den, gmm.classifier(path), 1.0), den, x1,
+                  torch.tensor([0, 1, 2, 0, 1, 2]), 1e-7)

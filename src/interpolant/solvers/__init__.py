@@ -4,7 +4,7 @@
 :func:`sample` and :func:`trajectory` run one on a denoiser.
 """
 
-from . import (ddim, deis, dpm, dpm_adaptive, dpm_v3, dpmpp, edm, euler,  # noqa: F401
+from . import (ddim, ddpm_learned, deis, dpm, dpm_adaptive, dpm_v3, dpmpp, edm, euler,  # noqa: F401
                multistep, sde, stochastic, unipc)
 from .base import Model, Noise, Solver, State, available, get, register, solver_name
 from .corrector import PredictorCorrector, langevin, with_corrector

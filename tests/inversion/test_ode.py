@@ -169,11 +169,20 @@ def test_every_solver_inverts_to_finite_values_or_is_refused(gmm, data):
 
 def test_solvers_without_a_reverse_run_refuse(gmm, data):
     den = gmm.denoiser(ip.paths.VPLinear())
-    for name in ("dpm-adaptive", ):
-        with pytest.raises(InterpolantError, match="increasing grid"):
-            ip.invert(den, data, solver=name, steps=10)
     with pytest.raises(InterpolantError, match="increasing grid"):  # euler-ancestral, eta = 0
         ip.invert(den, data, solver="euler-ancestral", steps=10, eta=0.0)
+
+
+@pytest.mark.parametrize("path", [ip.paths.VPLinear(), ip.paths.VPCosine()], ids=["vp", "cos"])
+def test_adaptive_inversion_meets_its_tolerance(gmm, data, path):
+    """dpm-adaptive adapts |h| towards the noise end (into pure noise: up to the clip, then one
+    DDIM step); a tighter tolerance costs more NFE and lands nearer the exact inverse flow."""
+    ref = exact_inverse(gmm, path, data)
+    runs = [list(ip.inversion.trajectory(gmm.denoiser(path), data, solver="dpm-adaptive",
+                                         rtol=rtol, atol=rtol / 10))[-1] for rtol in (0.05, 5e-4)]
+    errs = [rms(s.x - ref) for s in runs]
+    assert runs[0].t == runs[1].t == 1.0 and runs[1].nfe > runs[0].nfe
+    assert errs[1] < 0.1 * errs[0] and errs[1] < 5e-4, errs
 
 
 def test_bad_grids_and_inputs_get_one_line_errors(gmm, data):

@@ -34,7 +34,9 @@ class DPMSolverAdaptive(DPMSolver):
     (``steps`` does not matter). One step size serves the whole batch (the reference code's
     choice), so a sample depends on its batch. From pure noise (:mod:`.exponential`) it
     first jumps to ``grids.LAM_MIN`` by DDIM, and where ``sigma(t_end) = 0`` it adapts up to
-    ``grids.LAM_MAX`` and ends with one DDIM step. ``max_attempts`` bounds the loop.
+    ``grids.LAM_MAX`` and ends with one DDIM step. Inverting (an increasing grid) it adapts
+    ``|h|`` the same way towards the noise end, and into pure noise it adapts up to
+    ``grids.LAM_MIN`` and ends with one DDIM step. ``max_attempts`` bounds the loop.
     """
 
     order: int = 3
@@ -44,7 +46,7 @@ class DPMSolverAdaptive(DPMSolver):
     theta: float = 0.9
     max_attempts: int = 10000
     own_grid = True
-    invertible = False  # its step-size control assumes h > 0
+    invertible = True  # checked: tests/inversion (|h| adapted, signed by the direction)
     paper_run = None  # run() is Algorithms 4-5 themselves
 
     def max_nfe(self, steps: int) -> None:
@@ -65,6 +67,7 @@ class DPMSolverAdaptive(DPMSolver):
         self, model: Model, x: Tensor, ts: Tensor, path: GaussianPath, noise: Noise
     ) -> Iterator[State]:
         start, end = point(path, float(ts[0])), point(path, float(ts[-1]))
+        sgn = 1.0 if ts[-1] < ts[0] else -1.0  # the direction of lam: -1 when inverting
         n = 0
         if is_pure_noise(start):
             inner = point_at_lam(path, min(grids.LAM_MIN, end.lam - 1.0))
@@ -72,12 +75,14 @@ class DPMSolverAdaptive(DPMSolver):
             n, start = n + 1, inner
             yield State(n, start.t, x, None, model.nfe)
         last = point_at_lam(path, grids.LAM_MAX) if not math.isfinite(end.lam) else end
+        if sgn < 0 and is_pure_noise(end):  # inverting: adapt up to the clip, then DDIM
+            last = point_at_lam(path, min(grids.LAM_MIN, start.lam - 1.0))
         lo_ratios = (0.5,) if self.order == 2 else (1.0 / 3.0,)
         s, h, x_prev = start, self.h_init, x
         for _ in range(self.max_attempts):
-            if last.lam - s.lam <= 1e-12 * max(1.0, abs(last.lam)):
+            if sgn * (last.lam - s.lam) <= 1e-12 * max(1.0, abs(last.lam)):
                 break
-            t = last if h >= last.lam - s.lam else point_at_lam(path, s.lam + h)
+            t = last if h >= sgn * (last.lam - s.lam) else point_at_lam(path, s.lam + sgn * h)
             hi = singlestep(self.form, path, s, t, self.order)
             x_hi, outs = take(hi, model, x)
             lo = singlestep(self.form, path, s, t, self.order - 1, lo_ratios)
@@ -87,7 +92,8 @@ class DPMSolverAdaptive(DPMSolver):
             if err <= 1.0:
                 x, x_prev, s, n = x_hi, x_lo, t, n + 1
                 yield State(n, s.t, x, None, model.nfe)
-            h = min(self.theta * h * max(err, 1e-12) ** (-1.0 / self.order), last.lam - s.lam)
+            h = min(self.theta * h * max(err, 1e-12) ** (-1.0 / self.order),
+                    sgn * (last.lam - s.lam))
         else:
             raise InterpolantError(
                 f"dpm-adaptive did not reach t_end in {self.max_attempts} attempts; "

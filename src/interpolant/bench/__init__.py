@@ -1,6 +1,6 @@
 """Benchmarks side by side with the peers, shipped with the package so that the installed
-command reaches them: ``interpolant bench solvers | training | orders | inverse``
+command reaches them: ``interpolant bench NAME`` for each name in :data:`NAMES`
 (``python -m interpolant.bench.solvers`` is the same). Each module has ``main(argv)``.
 """
 
-NAMES = ("solvers", "training", "orders", "inverse")
+NAMES = ("solvers", "training", "orders", "acceleration", "inverse", "fewstep")

@@ -1,0 +1,170 @@
+"""Acceleration of a digits U-Net: seconds per sample and Digits-FD of every method, as ratios
+to the plain model in the same run.
+
+A U-Net (the demo's: ``UNet()``, unconditional here) is trained briefly on the 1500 training
+digits (cosine VP path, v-prediction, :class:`interpolant.training.Trainer`). Every method then
+draws ``--samples`` digits from the same start noise with DPM-Solver++(2M) at ``--nfe``
+evaluations (log-SNR grid) unless its row says otherwise; Digits-FD is against the 297 test
+digits. Methods (all from :mod:`interpolant.acceleration`):
+
+- DeepCache with interval 2 and 3 (level 0: only the full-resolution level runs at cached calls);
+- fake 8-bit weights, and 8-bit weights and activations calibrated across the trajectory
+  (accuracy only: fake quantization runs at float speed);
+- int8 dynamic quantization (real kernels, Linear layers only);
+- bf16 inference; ``torch.compile`` (inductor; compile time excluded, ``--no-compile`` skips);
+- DeepCache 3 with int8;
+- DPM-Solver-v3 with statistics of the trained model (``model_statistics`` on 64 training
+  digits, 10 log-SNRs);
+- the solver and grid chosen by ``search`` (among ``SEARCHED`` on ``SEARCH_GRIDS``, 16 starts,
+  one refinement sweep) for half the
+  budget (``--nfe / 2``), beside plain DPM-Solver++(2M) at that budget.
+
+Digits-FD comes from one run of ``--samples`` digits per method (which also warms it up); the
+time per sample is the best of ``--repeats`` rounds on a batch of ``--time-batch``, the methods
+taking turns in every round so that background load falls on all alike. The per-call error
+(:func:`interpolant.acceleration.step_errors`, 32 samples) is the largest relative error of a
+method's network output against the plain one along its own trajectory.
+
+    python -m interpolant.bench.acceleration            # ~4-5 min on 2 cores
+    python -m interpolant.bench.acceleration --quick    # ~1 min
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+import interpolant as ip
+from interpolant import acceleration as acc
+from interpolant.data import digits
+from interpolant.metrics import digits_fd
+from interpolant.models import UNet
+from interpolant.training import TrainConfig, Trainer
+
+SEARCHED = (("dpm++2m", {}), ("unipc", {}), ("dpm-v3", {}))
+SEARCH_GRIDS = {"grid_names": ("logsnr", "uniform"), "rhos": (2.0, 5.0, 10.0)}
+
+
+def train(seconds: float, seed: int = 0) -> ip.Denoiser:
+    """A U-Net trained for ``seconds`` of wall time on the training digits (v-prediction)."""
+    x, _ = digits("train")
+    torch.manual_seed(seed)
+    net = UNet()
+    path = ip.paths.VPCosine()
+    cfg = TrainConfig(target="v", steps=10**9, batch_size=32, lr=2e-3, warmup=100, seed=seed,
+                      progress=False, label_dropout=0.0)
+    trainer = Trainer(net, path, x, config=cfg)
+    start, steps = time.perf_counter(), 0
+    while time.perf_counter() - start < seconds:
+        trainer.step()
+        steps += 1
+    print(f"trained UNet ({sum(p.numel() for p in net.parameters()):,} parameters) for "
+          f"{steps} steps in {seconds:.0f} s", flush=True)
+    return ip.Denoiser(net.eval(), path, prediction="v")
+
+
+def seconds(fn: Callable[[], Any]) -> float:
+    tick = time.perf_counter()
+    fn()
+    return time.perf_counter() - tick
+
+
+def methods(den: ip.Denoiser, x1: torch.Tensor, args: argparse.Namespace
+            ) -> list[tuple[str, Any, dict[str, Any]]]:
+    """``(label, denoiser, sampling arguments)`` for every row of the table."""
+    base = {"solver": "dpm++2m", "steps": args.nfe, "grid": "logsnr"}
+    half = args.nfe // 2
+    cal = acc.calibration_inputs(den, x1[:32], per_call=8, **base)
+    rows = [
+        ("plain", den, base),
+        ("deepcache interval 2", acc.accelerate(den, cache="deepcache", interval=2), base),
+        ("deepcache interval 3", acc.accelerate(den, cache="deepcache", interval=3), base),
+        ("fake 8-bit weights", acc.accelerate(den, quantize="fake8"), base),
+        ("fake 8-bit weights+activations", acc.accelerate(den, quantize="fake8a",
+                                                           calibration=cal), base),
+        ("int8 dynamic (Linear)", acc.accelerate(den, quantize="int8"), base),
+        ("bf16", acc.accelerate(den, dtype=torch.bfloat16), base),
+        ("deepcache 3 + int8", acc.accelerate(den, cache="deepcache", interval=3,
+                                             quantize="int8"), base),
+    ]
+    if args.compile:
+        rows.append(("torch.compile", acc.accelerate(den, compile=True), base))
+    train_x, _ = digits("train")
+    tick = time.perf_counter()
+    stats = acc.model_statistics(den, train_x[:64], n_lams=10,
+                                 generator=torch.Generator().manual_seed(7))
+    print(f"dpm-v3 statistics: {time.perf_counter() - tick:.1f} s", flush=True)
+    rows.append(("dpm-v3 (model statistics)", den, {**base, "solver": "dpm-v3",
+                                                   "statistics": stats}))
+    tick = time.perf_counter()
+    starts = torch.randn((16, *x1.shape[1:]), generator=torch.Generator().manual_seed(11))
+    found = acc.search(den, starts, nfe=half, candidates=SEARCHED, refine=1, reference_steps=100,
+                       **SEARCH_GRIDS)
+    print(f"search for {half} NFE: {found.solver} {found.options} grid "
+          f"{[round(t, 4) for t in found.grid.tolist()]}, error {found.error:.4f} vs default "
+          f"{found.default_error:.4f} ({time.perf_counter() - tick:.1f} s)", flush=True)
+    rows.append((f"dpm++2m at {half} NFE", den, {**base, "steps": half}))
+    rows.append((f"searched at {half} NFE ({found.solver})", den, found.sample_kwargs()))
+    return rows
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--nfe", type=int, default=20, help="the budget of the compared runs")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (1: no OpenMP stalls on a shared machine)")
+    p.add_argument("--no-compile", dest="compile", action="store_false")
+    p.add_argument("--quick", action="store_true",
+                   help="20 s of training, 150 samples, 1 timing round, no compile")
+    for name, default, text in (("train-seconds", None, "default 90, quick 20"),
+                                ("samples", None, "for Digits-FD (300, quick 150)"),
+                                ("repeats", None, "timing rounds (2, quick 1)"),
+                                ("time-batch", 100, "batch of the timed runs")):
+        p.add_argument(f"--{name}", type=float if name == "train-seconds" else int,
+                       default=default, help=text)
+    args = p.parse_args(argv)
+    args.compile = args.compile and not args.quick
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    torch.set_num_threads(args.threads)
+    den = train(args.train_seconds or (20.0 if args.quick else 90.0))
+    n = args.samples or (150 if args.quick else 300)
+    test_x, _ = digits("test")
+    x1 = torch.randn((n, *test_x.shape[1:]), generator=torch.Generator().manual_seed(4321))
+    xt = x1[: args.time_batch]
+    with torch.no_grad():
+        rows = methods(den, x1, args)
+        fds, nfes, errors = [], [], []
+        for label, d, kw in rows:
+            fds.append(digits_fd(ip.sample(d, x1, **kw).clamp(-1, 1), test_x))
+            nfes.append(list(ip.trajectory(d, x1[:1], **kw))[-1].nfe)
+            errors.append(max(acc.step_errors(den, d, x1[:32], **kw)) if d is not den else None)
+            print(f"  {label}: Digits-FD {fds[-1]:.3f}", flush=True)
+        best = [float("inf")] * len(rows)
+        for _ in range(args.repeats or (1 if args.quick else 2)):
+            for i, (_, d, kw) in enumerate(rows):
+                best[i] = min(best[i], seconds(lambda: ip.sample(d, xt, **kw)) / len(xt))
+    floor = digits_fd(digits("train")[0][:n], test_x)
+    print(f"\nDigits-FD of {n} samples vs the {len(test_x)} test digits (noise floor, train vs "
+          f"test: {floor:.3f}); time per sample on batches of {len(xt)}, {args.threads} "
+          "thread(s); per-call error: max |D_method - D_plain| / |D_plain| along the method's "
+          "own trajectory (32 samples; '-' for the plain network)")
+    print("\n| method | NFE | ms / sample | speed-up | Digits-FD | FD ratio | max per-call error |")
+    print("|---|---|---|---|---|---|---|")
+    for (label, _, _), nfe, sec, fd, err in zip(rows, nfes, best, fds, errors):
+        cell = "-" if err is None else f"{err:.2e}"
+        print(f"| {label} | {nfe} | {sec * 1e3:.3f} | {best[0] / sec:.2f}x | {fd:.3f} | "
+              f"{fd / fds[0]:.2f} | {cell} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

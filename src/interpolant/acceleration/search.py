@@ -78,12 +78,14 @@ def steps_for(name: str, options: dict[str, Any], nfe: int) -> int | None:
     return best
 
 
-def family(path: Any, steps: int, t_start: float, t_end: float | None) -> list[tuple[str, Tensor]]:
-    """The parametric grid family scored in step 2: ``(label, grid)``."""
+def family(path: Any, steps: int, t_start: float, t_end: float | None,
+           names: Sequence[str] = ("logsnr", "uniform", "quadratic"),
+           rhos: Sequence[float] = RHOS) -> list[tuple[str, Tensor]]:
+    """The parametric grid family scored in step 2: ``(label, grid)``; the log-SNR grid first."""
     out = [(name, grids.make(name, path, steps, t_start, t_end))
-           for name in ("logsnr", "uniform", "quadratic")]
+           for name in dict.fromkeys(("logsnr", *names))]
     out += [(f"karras(rho={rho:g})", grids.make("karras", path, steps, t_start, t_end, rho=rho))
-            for rho in RHOS]
+            for rho in rhos]
     return out
 
 
@@ -93,6 +95,8 @@ def search(
     nfe: int,
     *,
     candidates: Sequence[Candidate] | None = None,
+    grid_names: Sequence[str] = ("logsnr", "uniform", "quadratic"),
+    rhos: Sequence[float] = RHOS,
     refine: int = 3,
     reference_steps: int | None = None,
     t_start: float = 1.0,
@@ -108,6 +112,7 @@ def search(
         nfe: the budget of network evaluations per sample.
         candidates: ``(solver name, options)`` pairs (default ``DEFAULT_CANDIDATES``); those
             that cannot run within ``nfe`` are skipped.
+        grid_names, rhos: the grid family (named grids, and Karras grids of these ``rho``).
         refine: sweeps of coordinate descent on the best grid (0: none).
         reference_steps: steps of the fine reference (default ``max(200, 20 nfe)``).
         t_start, t_end, cond: as for :func:`interpolant.sample`.
@@ -139,7 +144,7 @@ def search(
     best: tuple[float, str, dict[str, Any], Tensor] | None = None
     default_error = math.inf
     for name, options, steps in runnable:
-        for label, grid in family(path, steps, t_start, t_end):
+        for label, grid in family(path, steps, t_start, t_end, grid_names, rhos):
             err = score(name, options, grid)
             tried.append((f"{name}{_fmt(options)} {label} ({steps} steps)", err))
             if name == DEFAULT_SOLVER and not options and label == "logsnr":

@@ -174,14 +174,16 @@ def step(stats: Statistics, x: Tensor, nodes: list[tuple[Point, Tensor]], t: Poi
     width = edges[1:] - edges[:-1]
     q = (edges[:-1, None] + width[:, None] * q).reshape(-1)
     w = (width[:, None] * w).reshape(-1)
-    ls = _col(w, stats.l) * torch.exp(stats.integral("l", lam_s, q) + stats.integral("s", lam_s, q))
+    # quadrature weights times e^{L + S} at the nodes q: every integral below is a sum over them
+    kernel = _col(w, stats.l) * torch.exp(stats.integral("l", lam_s, q)
+                                          + stats.integral("s", lam_s, q))
     decay = torch.exp(-stats.integral("l", lam_s, _f64(t.lam))[0])
     x_t = _as((t.alpha / s.alpha) * decay, x) * x
     for k, d in enumerate(derivs):
-        w_k = t.alpha * decay * (ls * _col((q - lam_s) ** k / math.factorial(k), ls)).sum(0)
+        w_k = t.alpha * decay * (kernel * _col((q - lam_s) ** k / math.factorial(k), kernel)).sum(0)
         x_t = x_t - _as(w_k, x) * d
     if bool(stats.b.any()):
-        c_b = t.alpha * decay * (ls * _b_integral(stats, lam_s, q)).sum(0)
+        c_b = t.alpha * decay * (kernel * _b_integral(stats, lam_s, q)).sum(0)
         x_t = x_t - _as(c_b, x)
     return x_t
 
@@ -194,8 +196,9 @@ def _as(c: Tensor | float, x: Tensor) -> Tensor | float:
 class DPMSolverV3(Solver):
     """DPM-Solver-v3, multistep, one network evaluation per step.
 
-    Options: ``statistics`` (a :class:`Statistics`; default ``Statistics.dpmpp()``, which makes
-    this DPM-Solver++), ``order`` (1-3), ``use_corrector`` (the free corrector of the paper),
+    Options: ``statistics`` (a :class:`Statistics`; default ``Statistics.dpmpp()``, with which
+    and ``use_corrector=False`` this is DPM-Solver++), ``order`` (1-3), ``use_corrector`` (the
+    free corrector of the paper, default on),
     ``lower_order_final`` (as DPM-Solver++: lower orders at the end of grids under 15 steps).
     """
 

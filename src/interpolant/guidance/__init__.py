@@ -51,3 +51,13 @@ __all__ = [
     "train_classifier",
     "view_permutation",
 ]
+
+# Inference-time scaling (issue 11): exact tilted targets, particles, search, events.
+from .particles import Particles, ess, resample_indices, smc  # noqa: E402
+from .tilted import (LinearReward, QuadraticReward, exact_twist, tilted,  # noqa: E402
+                     tilted_log_normalizer)
+
+__all__ += [
+    "LinearReward", "Particles", "QuadraticReward", "ess", "exact_twist", "resample_indices",
+    "smc", "tilted", "tilted_log_normalizer",
+]

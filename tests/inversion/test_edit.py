@@ -10,7 +10,8 @@ from support.orders import fit_order
 
 import interpolant as ip
 from interpolant.errors import InterpolantError
-from interpolant.inversion import METHODS, cycle, edit, interpolate, sdedit, slerp
+from interpolant.inversion import (METHODS, cycle, edit, interpolate, noise_diffusion, sdedit,
+                                  slerp)
 from interpolant.oracle import GaussianMixture
 from interpolant.solvers.base import Noise
 
@@ -155,3 +156,37 @@ def test_interpolate_reaches_both_ends(gmm):
     assert float((out[2] - x_b).square().mean().sqrt()) < 1e-2
     # the middle lies where the data are: mean exact log-density not below the data's
     assert float(gmm.log_prob(out[1]).mean()) > float(gmm.log_prob(x_a).mean()) - 1.0
+
+
+def test_noise_diffusion_keeps_the_noise_variance_and_reinjects_the_images():
+    """z = a l_a + b l_b + (mu - a) alpha x_a + (nu - b) alpha x_b + gamma sigma eps with
+    a^2 + b^2 + gamma^2 = 1 and mu + nu = boost: on states l = alpha x + sigma eps of
+    independent noises, the noise part of z has std sigma at every weight (the line's would be
+    sigma / sqrt 2 in the middle) and the signal is alpha (mu x_a + nu x_b)."""
+    alpha, sigma = 0.6, 0.8
+    x_a, x_b = torch.full((20000, 2), 0.5, dtype=F64), torch.full((20000, 2), -0.25, dtype=F64)
+    e_a, e_b = torch.randn(2, 20000, 2, dtype=F64, generator=gen(14))
+    l_a, l_b = alpha * x_a + sigma * e_a, alpha * x_b + sigma * e_b
+    for w, gamma in ((0.5, 0.0), (0.3, 0.4)):
+        z = noise_diffusion(l_a, l_b, x_a, x_b, w, alpha, sigma, gamma=gamma, boost=1.2,
+                            bound=None, generator=gen(15))
+        assert abs(float(z.std(0).mean()) / sigma - 1.0) < 0.02
+        a, b = (math.sqrt(1 - gamma**2) * f(math.pi * w / 2) for f in (math.cos, math.sin))
+        signal = alpha * 1.2 * (a * x_a + b * x_b) / (a + b)
+        assert float((z.mean(0) - signal[0]).abs().max()) < 0.02
+    # w = 0, no boost, no fresh noise: the first state itself; clipping bounds the result
+    torch.testing.assert_close(noise_diffusion(l_a, l_b, x_a, x_b, 0.0, alpha, sigma, boost=1.0,
+                                               bound=None), l_a)
+    assert float(noise_diffusion(3 * l_a, l_b, x_a, x_b, 0.2, alpha, sigma).abs().max()) <= 2.0
+
+
+def test_noise_diffusion_interpolation_samples_from_the_intermediate_time(gmm):
+    den = gmm.denoiser(ip.paths.VPLinear())
+    x_a, x_b = gmm.sample(16, gen(16)), gmm.sample(16, gen(17))
+    out = interpolate(den, x_a, x_b, [0.0, 0.5], method="noisediffusion", t=0.4, steps=20,
+                      solver="dpm++2m", grid="logsnr", boost=1.0, bound=None)
+    # w = 0 without boost: the first sample's own state at t, sampled back (round trip)
+    assert float((out[0] - x_a).square().mean().sqrt()) < 1e-2
+    assert float(gmm.log_prob(out[1]).mean()) > float(gmm.log_prob(x_a).mean()) - 1.0
+    with pytest.raises(InterpolantError, match="interpolation method"):
+        interpolate(den, x_a, x_b, [0.5], method="lerp")

@@ -9,7 +9,8 @@
 - :func:`sdedit` (Meng et al. 2022); :func:`cycle` (CycleDiffusion, Wu & De la Torre 2023).
 - :func:`null_text_invert` / :func:`null_text_sample` (Mokady et al. 2023): per-step null-label
   embeddings that make guided DDIM reconstruct.
-- :func:`interpolate` between two real samples through :func:`slerp` of their latents.
+- :func:`interpolate` between two real samples: :func:`slerp` of their latents, or
+  :func:`noise_diffusion`'s correction (Zheng et al. 2024).
 - :func:`edit`: one front door, ``edit(den, x0, to_label, method=...)``.
 """
 
@@ -18,7 +19,7 @@ from .common import labels_for
 from .cycle import cycle
 from .edict import edict_invert, edict_sample
 from .edit import METHODS, edit
-from .interpolate import interpolate, slerp
+from .interpolate import interpolate, noise_diffusion, slerp
 from .noise_maps import NoiseMap, ddpm_decode, noise_maps
 from .null_text import NullTextLatent, null_text_invert, null_text_sample
 from .ode import check_data, invert, inversion_grid, trajectory
@@ -27,6 +28,6 @@ from .sdedit import sdedit
 __all__ = [
     "METHODS", "NoiseMap", "NullTextLatent", "bdia_invert", "bdia_sample", "check_data", "cycle",
     "ddpm_decode", "edict_invert", "edict_sample", "edit", "interpolate", "invert",
-    "inversion_grid", "labels_for", "noise_maps", "null_text_invert", "null_text_sample",
+    "inversion_grid", "labels_for", "noise_diffusion", "noise_maps", "null_text_invert", "null_text_sample",
     "sdedit", "slerp", "trajectory",
 ]

@@ -91,7 +91,8 @@ class RunConfig:
         try:
             raw = tomllib.loads(text) if file.suffix.lower() == ".toml" else json.loads(text)
         except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise InterpolantError(f"{file} is not valid {file.suffix[1:].upper()}: {exc}") from None
+            kind = CONFIG_FORMATS[file.suffix.lower()]
+            raise InterpolantError(f"{file} is not valid {kind}: {exc}") from None
         if not isinstance(raw, dict):
             raise InterpolantError(f"{file} must hold a table of settings at the top level")
         return cls.from_dict(raw, str(file))

@@ -14,11 +14,12 @@ and 4 network evaluations, and for the teacher with DPM-Solver++(2M) at 5, 10 an
 
 Progressive distillation runs rounds 8 -> 4 -> 2 -> 1 steps; its ``nfe`` rows are the students
 of the successive rounds, each sampled at its own step count, and the CPU time is cumulative.
-``--digits`` adds the 8x8 digits with a briefly trained U-Net teacher (Digits-FD, see
-:mod:`.fewstep_digits`).
+``--digits`` adds the 8x8 digits with a briefly trained U-Net teacher (Digits-FD against the
+test digits; :func:`run_digits`), about ``7 x --digits-seconds`` of CPU in all.
 
     interpolant bench fewstep            # 2-D, 2000 steps per student (a few CPU minutes)
     interpolant bench fewstep --quick    # 2-D, 300 steps
+    interpolant bench fewstep --quick --digits --digits-seconds 40
 """
 
 from __future__ import annotations
@@ -47,29 +48,33 @@ def _net(seed: int, width: int) -> torch.nn.Module:
     return MLP(2, hidden=width, depth=3).double()
 
 
-def students_2d(den: ip.Denoiser, data: torch.Tensor, steps: int, width: int, seed: int):
-    """Yield ``(method, nfe, student, cpu_seconds)`` for every student of the table."""
+def students(den: ip.Denoiser, data: torch.Tensor, steps: dict[str, int], new_net, options,
+             seed: int):
+    """Yield ``(method, nfe, student, cpu_seconds)`` for every student of a table;
+    ``new_net(method)`` gives a fresh student network, ``options[method]`` its keywords."""
     g = torch.Generator().manual_seed(seed)
-    runs = {
-        "cd": dict(n=18, solver="heun", sigma_data=1.0, eta=0.0),
-        "ct": dict(path=den.path, s0=10, s1=320, sigma_data=1.0, eta=0.0),
-        "reflow": dict(pairs=8192, pair_solver="dpm++2m", pair_steps=20),
-    }
-    for method, options in runs.items():
+    for method in ("cd", "ct", "reflow"):
         start = _cpu()
-        student = fs.distill(None if method == "ct" else den, method, student=_net(seed, width),
-                             data=data, steps=steps, generator=g, **options)
+        student = fs.distill(None if method == "ct" else den, method, student=new_net(method),
+                             data=data, steps=steps[method], generator=g, **options[method])
         cost = _cpu() - start
         for nfe in NFES:
             yield method, nfe, student, cost
-    teacher, net, cost = den, _net(seed, width), 0.0
+    teacher, net, cost = den, new_net("pd"), 0.0
     for nfe in (4, 2, 1):  # one round each: 8 -> 4 -> 2 -> 1 steps
         start = _cpu()
-        student = fs.distill(teacher, "pd", student=net, data=data, steps=steps,
-                             teacher_steps=2 * nfe, prediction="v", generator=g)
+        student = fs.distill(teacher, "pd", student=net, data=data, steps=steps["pd"],
+                             teacher_steps=2 * nfe, generator=g, **options["pd"])
         cost += _cpu() - start
         yield "pd", nfe, student, cost
         teacher, net = student.denoiser, copy.deepcopy(student.denoiser.model)
+
+
+def _options(path: ip.paths.GaussianPath, sigma_data: float, s1: int, pairs: int) -> dict:
+    return {"cd": dict(n=18, solver="heun", sigma_data=sigma_data, eta=0.0),
+            "ct": dict(path=path, s0=10, s1=s1, sigma_data=sigma_data, eta=0.0),
+            "reflow": dict(pairs=pairs, pair_solver="dpm++2m", pair_steps=20),
+            "pd": dict(prediction="v")}
 
 
 def run_2d(steps: int, width: int, n_eval: int, seed: int) -> list[tuple]:
@@ -89,8 +94,73 @@ def run_2d(steps: int, width: int, n_eval: int, seed: int) -> list[tuple]:
         rows.append(("teacher dpm++2m", nfe,
                      *scores(ip.sample(den, x1, solver="dpm++2m", steps=nfe)), 0.0))
     rows.append(("teacher ddim", 1, *scores(ip.sample(den, x1, solver="ddim", steps=1)), 0.0))
-    for method, nfe, student, cost in students_2d(den, data, steps, width, seed):
+    options = _options(path, 1.0, 320, 8192)
+    for method, nfe, student, cost in students(den, data, dict.fromkeys(options, steps),
+                                               lambda m: _net(seed, width), options, seed):
         rows.append((method, nfe, *scores(fs.sample(student, x1, nfe=nfe)), cost))
+        print(f"  {method} nfe={nfe} done ({cost:.1f} CPU s)", flush=True)
+    return rows
+
+
+def _steps_for(seconds: float, trial) -> int:
+    """Optimiser steps that fit ``seconds`` of CPU, from the cost of a 4-step ``trial(4)``."""
+    start = _cpu()
+    trial(4)
+    return max(int(seconds / max((_cpu() - start) / 4, 1e-6)), 4)
+
+
+def run_digits(seconds: float, seed: int, n_fd: int = 500) -> list[tuple]:
+    """Digits: a U-Net teacher (v-prediction on VPLinear) trained for ``seconds`` CPU seconds,
+    then each student for about ``seconds`` (PD: ``seconds / 3`` a round), initialised from the
+    teacher's weights (iCT from scratch). Digits-FD against the 297 test digits."""
+    from interpolant.data import digits
+    from interpolant.metrics import digits_fd
+    from interpolant.models import UNet
+    from interpolant.training import TrainConfig, Trainer
+
+    train_x, _ = digits("train")
+    test_x, _ = digits("test")
+    path = ip.paths.VPLinear()
+
+    def unet() -> torch.nn.Module:
+        torch.manual_seed(seed)
+        return UNet(1, base_channels=16, channel_mults=(1, 2), num_res_blocks=1)
+
+    teacher_net = unet()
+    cfg = TrainConfig(target="v", steps=10**9, batch_size=64, lr=2e-3, warmup=50,
+                      seed=seed, progress=False, label_dropout=0.0)
+    trainer, start = Trainer(teacher_net, path, train_x, config=cfg), _cpu()
+    while _cpu() - start < seconds:
+        trainer.step()
+    teacher_net.eval()
+    den = ip.Denoiser(teacher_net, path, prediction="v")
+    x1 = torch.randn((n_fd, *train_x.shape[1:]), generator=torch.Generator().manual_seed(seed))
+
+    def fd(x: torch.Tensor) -> float:
+        return digits_fd(x.clamp(-1.0, 1.0), test_x)
+
+    rows = [("train digits (floor)", "-", float("nan"), fd(train_x[:n_fd]), 0.0)]
+    with torch.no_grad():
+        for nfe in TEACHER_NFES:
+            rows.append(("teacher dpm++2m", nfe, float("nan"),
+                         fd(ip.sample(den, x1, solver="dpm++2m", steps=nfe)), seconds))
+    options = _options(path, 0.5, 160, 2048)
+
+    def new_net(method: str) -> torch.nn.Module:
+        return unet() if method == "ct" else copy.deepcopy(teacher_net)
+
+    steps = {}
+    for m in options:
+        def trial(k: int, m: str = m) -> None:
+            kw = dict(options[m], **({"pairs": 64} if m == "reflow" else {}))
+            fs.distill(None if m == "ct" else den, m, student=new_net(m), data=train_x, steps=k,
+                       **kw)
+        steps[m] = _steps_for(seconds / (3 if m == "pd" else 1), trial)
+    print(f"digits: teacher {trainer.step_count} "
+          f"steps; student steps {steps}", flush=True)
+    for method, nfe, student, cost in students(den, train_x, steps, new_net, options, seed):
+        with torch.no_grad():
+            rows.append((method, nfe, float("nan"), fd(fs.sample(student, x1, nfe=nfe)), cost))
         print(f"  {method} nfe={nfe} done ({cost:.1f} CPU s)", flush=True)
     return rows
 
@@ -130,8 +200,6 @@ def main(argv: list[str] | None = None) -> int:
     print_table(rows, "SW2")
     goal(rows)
     if args.digits:
-        from .fewstep_digits import run_digits
-
         seconds = args.digits_seconds or (20.0 if args.quick else 60.0)
         drows = run_digits(seconds, args.seed)
         print_table(drows, "DigitsFD")

@@ -10,8 +10,8 @@ from support.orders import fit_order
 
 import interpolant as ip
 from interpolant.errors import InterpolantError
-from interpolant.inversion import (METHODS, cycle, edit, interpolate, noise_diffusion, sdedit,
-                                  slerp)
+from interpolant.inversion import (METHODS, boundary_edit, cycle, edit, fit_boundary, interpolate,
+                                  noise_diffusion, sdedit, slerp)
 from interpolant.oracle import GaussianMixture
 from interpolant.solvers.base import Noise
 
@@ -190,3 +190,32 @@ def test_noise_diffusion_interpolation_samples_from_the_intermediate_time(gmm):
     assert float(gmm.log_prob(out[1]).mean()) > float(gmm.log_prob(x_a).mean()) - 1.0
     with pytest.raises(InterpolantError, match="interpolation method"):
         interpolate(den, x_a, x_b, [0.5], method="lerp")
+
+
+def test_boundary_diffusion_moves_across_the_fitted_boundary(gmm):
+    """Two attributes (left / right half of the circle of components) under an unconditional
+    exact model: the hyperplane fitted at t_m = 0.6 separates the inverted latents, moving a
+    latent to the positive side turns every sample to that attribute, and no move is a round
+    trip."""
+    halves = GaussianMixture(gmm.means, gmm.covs, gmm.weights,
+                             labels=torch.tensor([0, 0, 1, 1, 1, 1, 0, 0]))
+    path = ip.paths.VPLinear()
+    den = gmm.denoiser(path)
+    x, comp = gmm.sample(200, gen(18), return_labels=True)
+    boundary = fit_boundary(den, x, halves.labels[comp], t=0.6, solver="dpm++2m", steps=12)
+    z = ip.invert(den, x, solver="dpm++2m", steps=12, t_end=0.6)
+    accuracy = ((boundary.distance(z) > 0) == (halves.labels[comp] == 1)).double().mean()
+    assert float(accuracy) > 0.95
+    torch.testing.assert_close(boundary.distance(boundary.move(z, 0.7)),
+                               torch.full((200,), 0.7, dtype=F64))
+    x0 = halves.restrict(0).sample(100, gen(19))
+    label = {}
+    for d in (None, 0.5, -0.5):
+        out = boundary_edit(den, x0, boundary, d, solver="dpm++2m", steps=12)
+        label[d] = float((halves.class_log_posterior(out, path.t_min, path).argmax(1) == 1)
+                         .double().mean())
+        if d is None:
+            assert float((out - x0).square().mean().sqrt()) < 0.05  # the solver's round trip
+    assert label[0.5] > 0.95 and label[None] < 0.1 and label[-0.5] < 0.1, label
+    with pytest.raises(InterpolantError, match="both labels"):
+        fit_boundary(den, x, torch.zeros(200, dtype=torch.long))

@@ -11,10 +11,13 @@
   embeddings that make guided DDIM reconstruct.
 - :func:`interpolate` between two real samples: :func:`slerp` of their latents, or
   :func:`noise_diffusion`'s correction (Zheng et al. 2024).
+- :func:`fit_boundary` / :func:`boundary_edit`: BoundaryDiffusion (Zhu et al. 2023), one move
+  across a linear boundary in the latent space at a mixing time.
 - :func:`edit`: one front door, ``edit(den, x0, to_label, method=...)``.
 """
 
 from .bdia import bdia_invert, bdia_sample
+from .boundary import Boundary, boundary_edit, fit_boundary
 from .common import labels_for
 from .cycle import cycle
 from .edict import edict_invert, edict_sample
@@ -26,8 +29,9 @@ from .ode import check_data, invert, inversion_grid, trajectory
 from .sdedit import sdedit
 
 __all__ = [
-    "METHODS", "NoiseMap", "NullTextLatent", "bdia_invert", "bdia_sample", "check_data", "cycle",
-    "ddpm_decode", "edict_invert", "edict_sample", "edit", "interpolate", "invert",
+    "METHODS", "Boundary", "NoiseMap", "NullTextLatent", "bdia_invert", "bdia_sample",
+    "boundary_edit", "check_data", "cycle", "ddpm_decode", "edict_invert", "edict_sample", "edit",
+    "fit_boundary", "interpolate", "invert",
     "inversion_grid", "labels_for", "noise_diffusion", "noise_maps", "null_text_invert", "null_text_sample",
     "sdedit", "slerp", "trajectory",
 ]

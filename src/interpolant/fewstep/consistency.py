@@ -6,7 +6,8 @@ point at ``t_min``: ``f(x_t, t) = f(x_s, s)`` and ``f(x, t_min) = x``. On a Gaus
 (EDM's sigma; ``s_min = s(t_min)``) as Song et al. eq. 7, scaled back to ``x_{t_min}``::
 
     f(x, t) = alpha_min (c_skip(s) x / alpha + c_out(s) F(c_in x, t))
-    c_skip = sigma_d^2 / ((s - s_min)^2 + sigma_d^2),  c_out = sigma_d (s - s_min) / sqrt(sigma_d^2 + s^2)
+    c_skip = sigma_d^2 / ((s - s_min)^2 + sigma_d^2)
+    c_out  = sigma_d (s - s_min) / sqrt(sigma_d^2 + s^2)
 
 which is finite where ``alpha = 0`` (multiply through by ``alpha``) and gives ``f(x, t_min) = x``
 exactly. The loss compares the student at the noisier point of a pair of adjacent grid points

@@ -61,8 +61,8 @@ def fit(model: nn.Module, loss_fn: Callable[[int], Tensor], steps: int, lr: floa
         loss = loss_fn(k)
         if not torch.isfinite(loss):
             raise InterpolantError(
-                f"{name} diverged at step {k} of {steps} (loss {float(loss.detach())}); the student "
-                "keeps its weights from the step before: lower lr or check the teacher"
+                f"{name} diverged at step {k} of {steps} (loss {float(loss.detach())}); "
+                "the student keeps its weights from the step before: lower lr or check the teacher"
             )
         opt.zero_grad(set_to_none=True)
         loss.backward()

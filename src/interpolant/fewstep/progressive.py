@@ -6,7 +6,8 @@ other point of it (``M`` steps). From ``x_t = alpha_t x0 + sigma_t eps`` at a st
 ``t``, the teacher's two DDIM steps ``t -> t' -> t''`` give ``x_t''``; the student's target is
 the data prediction that makes *one* DDIM step ``t -> t''`` land on it::
 
-    x~ = (x_t'' - c_x x_t) / c_0,   (c_x, c_0) = (sigma_t'' / sigma_t, alpha_t'' - sigma_t'' alpha_t / sigma_t)
+    x~ = (x_t'' - c_x x_t) / c_0,
+    c_x = sigma_t'' / sigma_t,  c_0 = alpha_t'' - sigma_t'' alpha_t / sigma_t
 
 and the loss is ``max(alpha_t^2 / sigma_t^2, 1) |x^_theta(x_t, t) - x~|^2`` (the paper's
 truncated-SNR weight), with the student predicting ``v`` or ``x0``. The student starts as the

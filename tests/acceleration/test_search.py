@@ -3,6 +3,8 @@ does worse than the default on its own starts, and is deterministic."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -50,6 +52,10 @@ def test_search_is_deterministic_and_starts_from_the_default():
     assert torch.equal(a.grid, b.grid)
     assert a.error <= a.default_error
     assert a.tried[0][0].startswith("dpm++2m logsnr")
+    back = type(a).from_dict(json.loads(json.dumps(a.to_dict())))
+    assert torch.equal(back.grid, a.grid) and back.sample_kwargs()["solver"] == a.solver
+    with pytest.raises(InterpolantError, match="not a saved search result"):
+        type(a).from_dict({"solver": "ddim"})
 
 
 def test_a_budget_below_every_minimum_is_refused():

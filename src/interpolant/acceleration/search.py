@@ -64,6 +64,25 @@ class SearchResult:
         """Arguments for :func:`interpolant.sample` that reproduce this choice."""
         return {"solver": self.solver, "grid": self.grid.clone(), **self.options}
 
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable record of the choice (for a run directory; ``from_dict`` reads
+        it back)."""
+        return {"solver": self.solver, "options": dict(self.options), "nfe": self.nfe,
+                "grid": self.grid.tolist(), "error": self.error,
+                "default_error": self.default_error}
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> SearchResult:
+        try:
+            return cls(str(record["solver"]), dict(record["options"]),
+                       grids.check(torch.tensor(record["grid"], dtype=torch.float64)),
+                       int(record["nfe"]), float(record["error"]),
+                       float(record["default_error"]))
+        except (KeyError, TypeError, ValueError) as err:
+            if isinstance(err, InterpolantError):
+                raise
+            raise InterpolantError(f"not a saved search result: {err}") from None
+
 
 def steps_for(name: str, options: dict[str, Any], nfe: int) -> int | None:
     """The most steps of solver ``name`` whose run spends at most ``nfe`` evaluations

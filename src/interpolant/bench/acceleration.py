@@ -20,13 +20,14 @@ digits. Methods (all from :mod:`interpolant.acceleration`):
   budget (``--nfe / 2``), beside plain DPM-Solver++(2M) at that budget.
 
 Digits-FD comes from one run of ``--samples`` digits per method (which also warms it up); the
-time per sample is the best of ``--repeats`` rounds on a batch of ``--time-batch``, the methods
+time per sample (CPU time of the process) is the best of ``--repeats`` rounds on a batch of
+``--time-batch``, the methods
 taking turns in every round so that background load falls on all alike. The per-call error
 (:func:`interpolant.acceleration.step_errors`, 32 samples) is the largest relative error of a
 method's network output against the plain one along its own trajectory.
 
-    python -m interpolant.bench.acceleration            # ~4-5 min on 2 cores
-    python -m interpolant.bench.acceleration --quick    # ~1 min
+    python -m interpolant.bench.acceleration            # ~6 min (shared 2-core machine)
+    python -m interpolant.bench.acceleration --quick    # ~3 min
 """
 
 from __future__ import annotations
@@ -69,9 +70,11 @@ def train(seconds: float, seed: int = 0) -> ip.Denoiser:
 
 
 def seconds(fn: Callable[[], Any]) -> float:
-    tick = time.perf_counter()
+    """CPU seconds of this process spent in ``fn()`` (less sensitive than wall time to other
+    processes on a shared machine; with one torch thread it is the compute time)."""
+    tick = time.process_time()
     fn()
-    return time.perf_counter() - tick
+    return time.process_time() - tick
 
 
 def methods(den: ip.Denoiser, x1: torch.Tensor, args: argparse.Namespace
@@ -154,10 +157,11 @@ def main(argv: list[str] | None = None) -> int:
                 best[i] = min(best[i], seconds(lambda: ip.sample(d, xt, **kw)) / len(xt))
     floor = digits_fd(digits("train")[0][:n], test_x)
     print(f"\nDigits-FD of {n} samples vs the {len(test_x)} test digits (noise floor, train vs "
-          f"test: {floor:.3f}); time per sample on batches of {len(xt)}, {args.threads} "
+          f"test: {floor:.3f}); CPU time per sample on batches of {len(xt)}, {args.threads} "
           "thread(s); per-call error: max |D_method - D_plain| / |D_plain| along the method's "
           "own trajectory (32 samples; '-' for the plain network)")
-    print("\n| method | NFE | ms / sample | speed-up | Digits-FD | FD ratio | max per-call error |")
+    print("\n| method | NFE | CPU ms / sample | speed-up | Digits-FD | FD ratio "
+          "| max per-call error |")
     print("|---|---|---|---|---|---|---|")
     for (label, _, _), nfe, sec, fd, err in zip(rows, nfes, best, fds, errors):
         cell = "-" if err is None else f"{err:.2e}"

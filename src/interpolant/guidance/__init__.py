@@ -61,3 +61,6 @@ __all__ += [
     "LinearReward", "Particles", "QuadraticReward", "ess", "exact_twist", "resample_indices",
     "smc", "tilted", "tilted_log_normalizer",
 ]
+from .search import SearchResult, best_of_n, path_search, zero_order  # noqa: E402
+
+__all__ += ["SearchResult", "best_of_n", "path_search", "zero_order"]

@@ -26,7 +26,7 @@ _LAZY = (
     "acceleration", "fewstep",
     "app", "bench", "data", "discrete", "guidance", "images", "interop", "interpolants", "inverse",
     "metrics",
-    "models", "plots", "training",
+    "models", "plots", "processes", "training",
 )
 
 
@@ -63,6 +63,7 @@ __all__ = [
     "paths",
     "plots",
     "predictions",
+    "processes",
     "sample",
     "solvers",
     "training",

@@ -8,6 +8,8 @@ method         what is learned                                            sample
 ``"pd"``       progressive distillation, rounds of halving (Salimans-Ho)  DDIM on its grid
 ``"reflow"``   rectified flow on the teacher's coupling (Liu 2022; Lee    Euler, uniform grid
                2024's U-shaped times and pseudo-Huber)
+``"mmd"``      MMD-DDM: the network fine-tuned through its own short      its solver and grid
+               sampler by MMD to the data (Aiello et al. 2023)
 =============  ==========================================================  =====================
 
 >>> student = distill(teacher, "cd", student=net, data=x0, steps=2000)      # doctest: +SKIP
@@ -31,18 +33,20 @@ from .consistency import (ConsistencyModel, consistency_grid, consistency_loss,
                           consistency_sample, multistep_times, pseudo_huber)
 from .distillation import cd_pairs, consistency_distillation, teacher_step
 from .ict import consistency_training, curriculum, interval_probabilities, interval_weights
+from .mmd import mmd2, mmd_finetune
 from .progressive import progressive_distillation, two_step_target
 from .reflow import reflow, reflow_pairs, straightness, u_shaped
 from .students import ConsistencyStudent, SolverStudent
 
-METHODS = ("cd", "ct", "pd", "reflow")
+METHODS = ("cd", "ct", "pd", "reflow", "mmd")
 
 __all__ = [
     "METHODS", "distill", "sample", "ConsistencyModel", "ConsistencyStudent", "SolverStudent",
     "consistency_distillation", "consistency_training", "progressive_distillation", "reflow",
     "reflow_pairs", "straightness", "u_shaped", "pseudo_huber", "consistency_loss",
     "consistency_grid", "consistency_sample", "multistep_times", "teacher_step", "cd_pairs",
-    "curriculum", "interval_probabilities", "interval_weights", "two_step_target",
+    "curriculum", "interval_probabilities", "interval_weights", "two_step_target", "mmd2",
+    "mmd_finetune",
 ]
 
 Student = ConsistencyStudent | SolverStudent
@@ -59,7 +63,9 @@ def distill(teacher: Denoiser | None, method: str = "cd", *, student: nn.Module,
         teacher: the teacher :class:`interpolant.Denoiser` (for ``"ct"`` only its path is
             used, and it may be ``None`` when ``path`` is given).
         method: one of :data:`METHODS`.
-        student: the network ``model(x, t, cond)``, shaped like the data; trained in place.
+        student: the network ``model(x, t, cond)``, shaped like the data; trained in place
+            (for ``"mmd"`` the network to fine-tune, usually a copy of the teacher's, with
+            the teacher's path and ``prediction`` unless ``prediction=`` is given).
         data: training samples ``(n, ...)`` (``"cd"``, ``"ct"``, ``"pd"``; for ``"reflow"``
             only their shape and dtype, the pairs come from the teacher).
         steps: optimiser steps (per round for ``"pd"``).
@@ -90,6 +96,9 @@ def distill(teacher: Denoiser | None, method: str = "cd", *, student: nn.Module,
     if method == "pd":
         return progressive_distillation(teacher, student, data, steps=steps, generator=generator,
                                         **options)
+    if method == "mmd":
+        den = Denoiser(student, teacher.path, options.pop("prediction", teacher.prediction))
+        return mmd_finetune(den, data, steps=steps, generator=generator, **options)
     noise = torch.randn((pairs, *data.shape[1:]), generator=generator, dtype=data.dtype)
     return reflow(reflow_pairs(teacher, noise.to(data.device), pair_solver, pair_steps),
                   student, steps=steps, generator=generator, **options)

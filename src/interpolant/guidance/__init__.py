@@ -64,3 +64,6 @@ __all__ += [
 from .search import SearchResult, best_of_n, path_search, zero_order  # noqa: E402
 
 __all__ += ["SearchResult", "best_of_n", "path_search", "zero_order"]
+from .events import EventEstimate, event_probability, halfspace_probability  # noqa: E402
+
+__all__ += ["EventEstimate", "event_probability", "halfspace_probability"]

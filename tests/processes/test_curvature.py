@@ -83,3 +83,25 @@ def test_alpha_deblending_is_euler_on_the_linear_interpolant():
 def test_paired_means_must_match():
     with pytest.raises(InterpolantError, match="paired means"):
         cv.PairedMixture(M0, M1, S, Interpolant.linear())
+
+
+def test_the_linear_path_is_kinetic_optimal_for_a_point_mass():
+    """x_0 = m (a point mass), x_1 ~ N(0, I): every trajectory is its pair's curve, so S = 0,
+    and E int |u|^2 is D + |m|^2 on the linear (CondOT) path against pi^2/8 (D + |m|^2) on
+    the trigonometric one (Shaul et al. 2023: CondOT is kinetic-optimal)."""
+    m = torch.tensor([[0.8, -0.6]], dtype=F64)
+    p0 = ip.oracle.GaussianMixture(m, 1e-12 * torch.eye(2, dtype=F64)[None])
+    p1 = ip.oracle.GaussianMixture(torch.zeros(1, 2, dtype=F64), torch.eye(2, dtype=F64)[None])
+    pairs = lambda n, g: (p0.sample(n, g), p1.sample(n, g))  # noqa: E731
+    base, n = 2 + float(m.pow(2).sum()), 8000
+    for path, factor in ((Interpolant.linear(), 1.0), (Interpolant.trig(), math.pi**2 / 8)):
+        field = TwoSidedMixture(p0, p1, path).velocity
+        assert abs(cv.kinetic_energy(field, pairs, path, n=n) - factor * base) < \
+            4 * factor * base * math.sqrt(2 / n)
+        assert cv.curvature(field, pairs, path, n=512) < 1e-6
+
+
+def test_a_coupling_of_two_shapes_is_refused():
+    pairs = lambda n, g: (torch.zeros(n, 2), torch.zeros(n, 3))  # noqa: E731
+    with pytest.raises(InterpolantError, match="must be equal"):
+        cv.curvature(lambda x, t: x, pairs, Interpolant.linear(), n=4)

@@ -67,3 +67,6 @@ __all__ += ["SearchResult", "best_of_n", "path_search", "zero_order"]
 from .events import EventEstimate, event_probability, halfspace_probability  # noqa: E402
 
 __all__ += ["EventEstimate", "event_probability", "halfspace_probability"]
+from .steer import METHODS as STEERING_METHODS, steer  # noqa: E402
+
+__all__ += ["STEERING_METHODS", "steer"]

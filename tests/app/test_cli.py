@@ -53,6 +53,7 @@ def test_train_sample_eval_report_on_points(tmp_path, capsys):
     assert code == 0, err
     page = (run / "report" / "index.html").read_text()
     assert "heun" in page and "sliced_w2" in page
+    assert "1000 real training samples against the same" in page  # how the floor is made
 
 
 def test_demo_smoke(tmp_path, capsys, monkeypatch):

@@ -65,9 +65,9 @@ def posterior_step(path: GaussianPath, s: float, t: float,
                    clip_next: float | None = None) -> PosteriorStep:
     """:class:`PosteriorStep` of ``q(x_t | x_s, x0)`` for ``t < s`` (float64 scalars).
 
-    ``clip_next``: where ``beta~ = 0`` (``sigma_t = 0``), take ``log beta~`` of the step
-    ``t -> clip_next``'s neighbour instead, i.e. of ``posterior_step(path, clip_next, s)``
-    (guided-diffusion's ``posterior_log_variance_clipped``, used by the bound's decoder)."""
+    ``clip_next``: where ``beta~ = 0`` (``sigma_t = 0``), take ``log beta~`` of the next step
+    up, ``posterior_step(path, clip_next, s)``, instead of ``-inf`` (guided-diffusion's
+    ``posterior_log_variance_clipped``, used by the bound's decoder)."""
     if not t < s:
         raise InterpolantError(f"a reverse step needs t < s, got s={s}, t={t}")
     a_t, sig_s, sig_t = path.alpha(t), path.sigma(s), path.sigma(t)

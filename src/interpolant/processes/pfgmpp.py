@@ -12,7 +12,12 @@ freedom and scale ``sigma``, so ``E||x - y||^2 = r^2 N / (D - 2) = sigma^2 N D /
 perturbation (Prop. 4.1). With ``r = sigma sqrt(D)`` the Poisson-field ODE is EDM's
 ``dx/dsigma = (x - E[y | x, sigma]) / sigma`` with the posterior mean under this kernel
 (Sec. 4), so a network trained as EDM on these perturbations samples with EDM's solvers from
-the heavy-tailed prior :func:`prior` at ``sigma_max``.
+the heavy-tailed prior :func:`prior` at ``sigma_max``::
+
+    model = ip.EDMPrecond(net, ip.paths.EDM())
+    pfgmpp.train(model, data, D=128, steps=...)
+    x1 = pfgmpp.prior((n, dim), ip.paths.EDM().sigma(1.0), D=128)
+    x0 = ip.sample(ip.Denoiser(model, ip.paths.EDM(), prediction="x0"), x1, solver="edm")
 """
 
 from __future__ import annotations

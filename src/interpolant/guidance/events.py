@@ -32,7 +32,7 @@ from torch import Tensor
 from ..errors import InterpolantError
 from ..solvers.sampling import sample
 from .particles import smc
-from .steering_base import check_count, rewards_of
+from .steering_base import Reuse, check_count, rewards_of, steps_for
 
 if TYPE_CHECKING:
     from ..oracle import GaussianMixture
@@ -85,15 +85,16 @@ def event_probability(
     check_count(particles, "particles")
     check_count(replicates, "replicates")
     smc_options.setdefault("solver", "euler-maruyama")
-    smc_options.setdefault("steps", 100)
+    smc_options["steps"] = steps_for(smc_options.get("steps"), smc_options.get("grid"), 100)
     c, nfe = float(threshold), 0
     if not math.isfinite(c):
         raise InterpolantError(f"threshold must be finite, got {threshold}")
     if scale is None:
         run = {k: v for k, v in smc_options.items() if k in ("solver", "steps", "grid", "cond")}
         pilot = torch.randn((particles, *shape), generator=generator, dtype=dtype)
-        f = rewards_of(event, sample(den, pilot, generator=generator, **run)).to(torch.float64)
-        nfe += run["steps"]
+        counted = Reuse(den)
+        f = rewards_of(event, sample(counted, pilot, generator=generator, **run)).to(torch.float64)
+        nfe += counted.nfe
         scale = float((c - f.mean()) / f.var().clamp(min=1e-12))
     estimates = []
     for _ in range(replicates):

@@ -43,7 +43,7 @@ from ..solvers import get
 from ..solvers.ddim import DDIM, ddim_table
 from ..solvers.sampling import make_grid, trajectory
 from ..solvers.stochastic import EulerAncestral, EulerMaruyama, ancestral_table, maruyama_table
-from .steering_base import Reuse, check_count, rewards_of
+from .steering_base import Reuse, check_count, rewards_of, steps_for
 
 __all__ = ["Particles", "smc", "POTENTIALS", "RESAMPLERS", "resample_indices", "ess"]
 
@@ -56,7 +56,8 @@ Twist = Callable[[Tensor, Tensor, float], Tensor]
 class Particles:
     """A weighted particle population: ``x`` ``(K, ...)``, normalised ``log_weights`` ``(K,)``,
     the estimate ``log_normalizer`` of ``log E[exp(scale r)]``, the ESS before each step's
-    resampling decision, the steps that resampled, and the network evaluations spent."""
+    resampling decision, the steps that resampled, and ``nfe``, the evaluations per particle
+    (batched calls of the denoiser and the proposal; times ``K`` for network passes)."""
 
     x: Tensor
     log_weights: Tensor
@@ -164,7 +165,7 @@ def smc(
     potential: str | Twist = "difference",
     proposal: Any = None,
     solver: str | Any = "ddpm",
-    steps: int | None = 50,
+    steps: int | None = None,
     grid: str | Tensor | None = None,
     t_start: float = 1.0,
     t_end: float | None = None,
@@ -175,7 +176,8 @@ def smc(
     generator: torch.Generator | None = None,
     **solver_options: Any,
 ) -> Particles:
-    """Run ``K = x1.shape[0]`` particles from ``x1`` to the data end (module docstring).
+    """Run ``K = x1.shape[0]`` particles from ``x1`` to the data end (module docstring);
+    ``steps`` defaults to 50 on a named grid.
 
     FK steering is ``potential="difference" | "max" | "sum"`` with the model's own kernel;
     twisted SMC passes a callable ``potential`` (the log-twist) and optionally a ``proposal``
@@ -192,7 +194,7 @@ def smc(
             "'ddpm', 'ddim' with eta > 0, 'euler-ancestral' or 'euler-maruyama'"
         )
     path = den.path
-    ts = make_grid(grid, path, steps, t_start, t_end)
+    ts = make_grid(grid, path, steps_for(steps, grid, 50), t_start, t_end)
     base, prop = Reuse(den), None if proposal is None else Reuse(proposal)
     lineage = _Lineage(potential, reward, float(scale))
     k, n_steps, t0 = x1.shape[0], ts.numel() - 1, float(ts[0])

@@ -29,7 +29,7 @@ from torch import Tensor
 
 from ..errors import InterpolantError
 from ..solvers.sampling import make_grid, sample
-from .steering_base import Reuse, check_count, rewards_of
+from .steering_base import Reuse, check_count, rewards_of, steps_for
 
 __all__ = ["SearchResult", "best_of_n", "zero_order", "path_search"]
 
@@ -80,13 +80,15 @@ def _pick(x: Tensor, r: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 
 
 def best_of_n(den: Any, noise: Tensor, reward: Reward, *, solver: Any = "dpm++2m",
-              steps: int | None = 20, grid: Any = None, cond: Any = None,
+              steps: int | None = None, grid: Any = None, cond: Any = None,
               generator: torch.Generator | None = None, **solver_options: Any) -> SearchResult:
     """Random search: sample every noise of ``noise`` ``(n, N, ...)``, keep per row the one
-    with the highest ``reward``. ``N * steps`` solver evaluations per output."""
+    with the highest ``reward``. ``N * steps`` solver evaluations per output (``steps``
+    defaults to 20 on a named grid, as in :func:`zero_order`; 40 in :func:`path_search`)."""
     _grouped(noise, "best_of_n")
     counted = Reuse(den)
-    run = dict(solver=solver, steps=steps, grid=grid, generator=generator, **solver_options)
+    run = dict(solver=solver, steps=steps_for(steps, grid, 20), grid=grid, generator=generator,
+               **solver_options)
     spent = [0]
     x, r = _score(counted, noise, reward, cond, run, spent)
     xb, rb, idx = _pick(x, r)
@@ -95,7 +97,7 @@ def best_of_n(den: Any, noise: Tensor, reward: Reward, *, solver: Any = "dpm++2m
 
 def zero_order(den: Any, noise: Tensor, reward: Reward, *, neighbours: int = 4,
                radius: float = 0.5, rounds: int = 4, solver: Any = "dpm++2m",
-               steps: int | None = 20, grid: Any = None, cond: Any = None,
+               steps: int | None = None, grid: Any = None, cond: Any = None,
                generator: torch.Generator | None = None, **solver_options: Any) -> SearchResult:
     """Zero-order search from the pivots ``noise`` ``(n, ...)`` (module docstring):
     ``rounds`` rounds of ``neighbours`` candidates at ``radius`` in ``(0, 1]``."""
@@ -106,7 +108,8 @@ def zero_order(den: Any, noise: Tensor, reward: Reward, *, neighbours: int = 4,
     if not 0.0 < float(radius) <= 1.0:
         raise InterpolantError(f"radius must lie in (0, 1], got {radius}")
     counted = Reuse(den)
-    run = dict(solver=solver, steps=steps, grid=grid, generator=generator, **solver_options)
+    run = dict(solver=solver, steps=steps_for(steps, grid, 20), grid=grid, generator=generator,
+               **solver_options)
     pivot, spent = noise, [0]
     x, r = _score(counted, pivot[:, None], reward, cond, run, spent)
     x, r, hist = x[:, 0], r[:, 0], [r[:, 0]]
@@ -128,7 +131,7 @@ def zero_order(den: Any, noise: Tensor, reward: Reward, *, neighbours: int = 4,
 
 def path_search(den: Any, noise: Tensor, reward: Reward, *, branches: int = 2,
                 checkpoints: Sequence[float] = (0.75, 0.5, 0.25), solver: Any = "ddpm",
-                steps: int | None = 40, grid: Any = None, cond: Any = None,
+                steps: int | None = None, grid: Any = None, cond: Any = None,
                 generator: torch.Generator | None = None, **solver_options: Any) -> SearchResult:
     """Search over paths: ``N = noise.shape[1]`` beams per output of a stochastic solver,
     branching ``branches`` ways at each checkpoint time (snapped to the grid), scored by
@@ -137,7 +140,7 @@ def path_search(den: Any, noise: Tensor, reward: Reward, *, branches: int = 2,
     n, beams = _grouped(noise, "path_search")
     check_count(branches, "branches")
     counted = Reuse(den)
-    ts = make_grid(grid, den.path, steps)
+    ts = make_grid(grid, den.path, steps_for(steps, grid, 40))
     cuts = sorted({int(torch.argmin((ts - float(c)).abs())) for c in checkpoints} - {0})
     cuts = [c for c in cuts if c < ts.numel() - 1] + [ts.numel() - 1]
     x, start, hist, spent = noise, 0, [], 0

@@ -34,8 +34,6 @@ from .steering_base import check_count
 __all__ = ["steer", "METHODS"]
 
 METHODS = ("fk", "smc", "best-of-n", "zero-order", "paths")
-_DEFAULTS = {"fk": ("ddpm", 50), "smc": ("ddpm", 50), "best-of-n": ("dpm++2m", 20),
-             "zero-order": ("dpm++2m", 20), "paths": ("ddpm", 40)}
 
 
 def _with_fresh(x1: Tensor, k: int, generator: torch.Generator | None) -> Tensor:
@@ -71,9 +69,11 @@ def steer(
     k = check_count(particles, "particles")
     if not isinstance(x1, Tensor) or x1.ndim < 2 or not x1.is_floating_point():
         raise InterpolantError("x1 must be starting noise of shape (n, *sample_shape)")
-    default_solver, default_steps = _DEFAULTS[method]
-    run = dict(solver=solver or default_solver, steps=steps or default_steps,
-               generator=generator, **options)
+    run = dict(generator=generator, **options)  # solver and steps: each method's defaults
+    if solver is not None:
+        run["solver"] = solver
+    if steps is not None:
+        run["steps"] = steps
     if method in ("fk", "smc"):
         out = []
         for i in range(x1.shape[0]):

@@ -11,7 +11,7 @@ from torch import Tensor
 from ..errors import InterpolantError
 from ..predictions import convert
 
-__all__ = ["Reuse", "check_count", "rewards_of", "noise"]
+__all__ = ["Reuse", "check_count", "rewards_of", "steps_for"]
 
 
 def check_count(n: Any, name: str) -> int:
@@ -41,10 +41,11 @@ def rewards_of(reward: Any, x: Tensor) -> Tensor:
     return r
 
 
-def noise(shape: tuple[int, ...], like: Tensor | None, generator: torch.Generator | None,
-          dtype: torch.dtype = torch.float64) -> Tensor:
-    """Standard normal noise of ``shape`` (dtype of ``like`` if given)."""
-    return torch.randn(shape, generator=generator, dtype=like.dtype if like is not None else dtype)
+def steps_for(steps: int | None, grid: Any, default: int) -> int | None:
+    """``steps``, or ``default`` where neither ``steps`` nor an explicit grid gives them."""
+    if steps is None and (grid is None or isinstance(grid, str)):
+        return default
+    return steps
 
 
 class Reuse:
@@ -59,6 +60,7 @@ class Reuse:
             )
         self.den, self.path, self.nfe = den, den.path, 0
         self._key: tuple | None = None
+        self._x: Tensor | None = None
         self._out: Tensor | None = None
 
     def prime(self, x: Tensor, t: float, out: Tensor, cond: Any = None) -> None:

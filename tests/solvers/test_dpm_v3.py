@@ -81,6 +81,10 @@ def test_model_statistics_match_the_closed_form():
     assert (est.l - exact.l).abs().max() < 1e-8
     assert est.s.abs().max() < 0.05
     assert (est.b - exact.b).abs().max() < 0.02 * exact.b.abs().max()
+    pooled = model_statistics(gmm.denoiser(path), x0, n_lams=8, per_dimension=False,
+                              generator=torch.Generator().manual_seed(3))
+    assert pooled.event_shape == ()
+    assert (pooled.l - exact_statistics(pooled.lams).l.mean(1)).abs().max() < 1e-8
 
 
 def test_statistics_that_do_not_fit_are_refused():

@@ -12,9 +12,9 @@ digits. Methods (all from :mod:`interpolant.acceleration`):
   (accuracy only: fake quantization runs at float speed);
 - int8 dynamic quantization (real kernels, Linear layers only);
 - bf16 inference; ``torch.compile`` (inductor; compile time excluded, ``--no-compile`` skips);
-- DeepCache 3 with int8;
-- DPM-Solver-v3 with statistics of the trained model (``model_statistics`` on 64 training
-  digits, 10 log-SNRs);
+- combinations: DeepCache 3 with int8, DeepCache 2 with bf16, the searched choice with bf16;
+- DPM-Solver-v3 with statistics of the trained model (``model_statistics`` on 128 training
+  digits, 12 log-SNRs, one value per pixel as the paper);
 - the solver and grid chosen by ``search`` (among ``SEARCHED`` on ``SEARCH_GRIDS``, 16 starts,
   one refinement sweep) for half the
   budget (``--nfe / 2``), beside plain DPM-Solver++(2M) at that budget.
@@ -94,12 +94,14 @@ def methods(den: ip.Denoiser, x1: torch.Tensor, args: argparse.Namespace
         ("bf16", acc.accelerate(den, dtype=torch.bfloat16), base),
         ("deepcache 3 + int8", acc.accelerate(den, cache="deepcache", interval=3,
                                              quantize="int8"), base),
+        ("deepcache 2 + bf16", acc.accelerate(den, cache="deepcache", interval=2,
+                                             dtype=torch.bfloat16), base),
     ]
     if args.compile:
         rows.append(("torch.compile", acc.accelerate(den, compile=True), base))
     train_x, _ = digits("train")
     tick = time.perf_counter()
-    stats = acc.model_statistics(den, train_x[:64], n_lams=10,
+    stats = acc.model_statistics(den, train_x[:128], n_lams=12,
                                  generator=torch.Generator().manual_seed(7))
     print(f"dpm-v3 statistics: {time.perf_counter() - tick:.1f} s", flush=True)
     rows.append(("dpm-v3 (model statistics)", den, {**base, "solver": "dpm-v3",
@@ -113,6 +115,8 @@ def methods(den: ip.Denoiser, x1: torch.Tensor, args: argparse.Namespace
           f"{found.default_error:.4f} ({time.perf_counter() - tick:.1f} s)", flush=True)
     rows.append((f"dpm++2m at {half} NFE", den, {**base, "steps": half}))
     rows.append((f"searched at {half} NFE ({found.solver})", den, found.sample_kwargs()))
+    rows.append((f"searched at {half} NFE + bf16", acc.accelerate(den, dtype=torch.bfloat16),
+                 found.sample_kwargs()))
     return rows
 
 
@@ -124,7 +128,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-compile", dest="compile", action="store_false")
     p.add_argument("--quick", action="store_true",
                    help="20 s of training, 150 samples, 1 timing round, no compile")
-    for name, default, text in (("train-seconds", None, "default 90, quick 20"),
+    for name, default, text in (("train-seconds", None, "default 75, quick 20"),
                                 ("samples", None, "for Digits-FD (300, quick 150)"),
                                 ("repeats", None, "timing rounds (2, quick 1)"),
                                 ("time-batch", 100, "batch of the timed runs")):
@@ -138,7 +142,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     torch.set_num_threads(args.threads)
-    den = train(args.train_seconds or (20.0 if args.quick else 90.0))
+    den = train(args.train_seconds or (20.0 if args.quick else 75.0))
     n = args.samples or (150 if args.quick else 300)
     test_x, _ = digits("test")
     x1 = torch.randn((n, *test_x.shape[1:]), generator=torch.Generator().manual_seed(4321))

@@ -74,7 +74,7 @@ def perturb(y: Tensor, sigma: Tensor | float, D: float,  # noqa: N803
     big_r = radii(n, dim, D, r, generator)
     u = torch.randn(y.shape, generator=generator, dtype=torch.float64).flatten(1)
     u = (u / u.norm(dim=1, keepdim=True)).view(y.shape)
-    return y + (broadcast_time(big_r, y) * u).to(y.dtype)
+    return y + (broadcast_time(big_r, u) * u).to(y.device, y.dtype)
 
 
 def prior(shape: tuple[int, ...], sigma_max: float, D: float,  # noqa: N803
@@ -127,9 +127,9 @@ def edm_loss(model: Callable[..., Tensor], x0: Tensor, D: float,  # noqa: N803
     sigma = log_sigma.clamp(lo, hi).exp()
     t = path.t_of_lam(-sigma.log())
     x = perturb(x0, sigma, D, generator)
-    err = (model(x, t.to(x0.dtype)) - x0).pow(2).flatten(1).mean(1)
+    err = (model(x, t.to(x0.device, x0.dtype)) - x0).pow(2).flatten(1).mean(1)
     weight = (sigma**2 + sigma_data**2) / (sigma * sigma_data) ** 2
-    return (weight.to(err.dtype) * err).mean()
+    return (weight.to(err.device, err.dtype) * err).mean()
 
 
 def train(model: Any, data: Callable[[int, torch.Generator], Tensor], D: float,  # noqa: N803

@@ -127,10 +127,12 @@ def bound_term(path: VPDiscrete, kernel: Kernel, x0: Tensor, k: Tensor, noise: T
     n = path.num_train_timesteps
     if k.shape != (x0.shape[0],) or int(k.min()) < 0 or int(k.max()) >= n:
         raise InterpolantError(f"k must be int64 of shape ({x0.shape[0]},) in [0, {n})")
-    t = ((k + 1).to(torch.float64) / n).to(x0.dtype)
-    x_k = path.sample(x0, t.to(torch.float64), noise).to(x0.dtype)
+    t64 = (k + 1).to("cpu", torch.float64) / n  # the knots exactly, as in the step table
+    a, s = (broadcast_time(c.to(x0.device, x0.dtype), x0) for c in (path.alpha(t64),
+                                                                     path.sigma(t64)))
+    x_k = a * x0 + s * noise
     step = _steps(path, k, x0)
-    mean, log_var = kernel(x_k, t, step)
+    mean, log_var = kernel(x_k, t64.to(x0.device, x0.dtype), step)
     kl = normal_kl(step.c_0 * x0 + step.c_x * x_k, step.log_beta_tilde.clamp(min=-1e4),
                    mean, log_var)
     ll = (discretized_gaussian_log_likelihood if decoder == "discretized"

@@ -80,3 +80,23 @@ def test_bad_schedules_are_refused():
         residual.rddm(beta=-1.0)
     with pytest.raises(InterpolantError, match="eta"):
         residual.resshift(eta_min=2.0)
+
+
+@pytest.mark.parametrize("name", ["resshift", "rddm"])
+def test_the_ancestral_sampler_keeps_the_exact_marginals_with_an_exact_restoration(name):
+    """x_0 known (a point mass per sample, the restoration returns it): the posterior steps
+    keep x_t ~ N(x_0 + eta_t (x_1 - x_0), kappa_t^2 I) at every t, and end at x_0."""
+    path = residual.resshift(kappa=1.5) if name == "resshift" else residual.rddm(beta=0.8)
+    n = 20000
+    x0 = torch.tensor([0.5, -1.0], dtype=F64).expand(n, 2)
+    x1 = torch.tensor([-0.3, 0.7], dtype=F64).expand(n, 2)
+    g = torch.Generator().manual_seed(2)
+    mid = residual.sample(lambda x, t: x0, path, x1, steps=10, t_end=0.4, generator=g)
+    mean, cov = _moments(mid)
+    sd = path.gamma(0.4)
+    torch.testing.assert_close(mean, x0[0] + path.b(0.4) * (x1[0] - x0[0]), rtol=0,
+                               atol=4 * sd / math.sqrt(n))
+    torch.testing.assert_close(cov, sd**2 * torch.eye(2, dtype=F64), rtol=0,
+                               atol=6 * sd**2 * math.sqrt(2 / n))
+    end = residual.sample(lambda x, t: x0, path, x1, steps=10, generator=g)
+    torch.testing.assert_close(end, x0, rtol=0, atol=1e-12)

@@ -20,6 +20,12 @@ i.e. :class:`interpolant.paths.Interpolant` with ``a = 1 - eta``, ``b = eta``,
   ``kappa(t) = beta sqrt(t)`` (:func:`rddm`).
 
 The marginal moments follow from composing the transitions (tested against the recursion).
+Both chains add independent noise increments, so their posterior given ``x_0`` (ResShift's
+eq. 7, RDDM's eq. 10) is, for ``t < s`` and ``e_u = x_u - x_0 - eta_u (x_1 - x_0)``::
+
+    e_t | e_s ~ N((kappa_t^2 / kappa_s^2) e_s, kappa_t^2 (1 - kappa_t^2 / kappa_s^2) I),
+
+the ancestral sampler :func:`sample` with a restoration network's ``x_0``.
 """
 
 from __future__ import annotations
@@ -27,10 +33,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import torch
+from torch import Tensor
+
 from ..errors import InterpolantError
 from ..paths.interpolant import Interpolant
 
-__all__ = ["residual", "resshift", "rddm"]
+__all__ = ["residual", "resshift", "rddm", "sample"]
 
 Scalar = Callable[[float], float]
 
@@ -76,3 +85,25 @@ def resshift(kappa: float = 2.0, p: float = 0.3, eta_min: float = 0.04**2) -> In
 def rddm(beta: float = 1.0) -> Interpolant:
     """RDDM with constant ``alpha_k`` and ``beta_k^2``: ``eta(t) = t``, ``kappa = beta sqrt(t)``."""
     return residual(lambda t: t, lambda t: 1.0, beta, name=f"rddm(beta={beta:g})")
+
+
+def sample(restore: Callable[[Tensor, float], Tensor], path: Interpolant, x1: Tensor,
+           steps: int, t_end: float = 0.0, generator: torch.Generator | None = None) -> Tensor:
+    """Ancestral sampling of a residual process from the degraded input ``x1``: start at
+    ``x1 + kappa(1) z`` and step ``s -> t`` on the uniform grid from 1 to ``t_end`` with the
+    posterior above at ``x_0 = restore(x, s)``; at ``kappa_t = 0`` the step returns ``x_0``."""
+    if steps < 1 or not 0.0 <= t_end < 1.0:
+        raise InterpolantError(f"need steps >= 1 and 0 <= t_end < 1, got {steps}, {t_end}")
+
+    def noise() -> Tensor:
+        return torch.randn(x1.shape, generator=generator, dtype=x1.dtype).to(x1.device)
+
+    x = x1 + path.gamma(1.0) * noise()
+    times = torch.linspace(1.0, t_end, steps + 1, dtype=torch.float64).tolist()
+    for s, t in zip(times[:-1], times[1:]):
+        x0 = restore(x, s)
+        keep = (path.gamma(t) / path.gamma(s)) ** 2  # kappa_t^2 / kappa_s^2
+        x = x0 + path.b(t) * (x1 - x0) + keep * (x - x0 - path.b(s) * (x1 - x0))
+        if keep > 0.0:
+            x = x + path.gamma(t) * math.sqrt(1.0 - keep) * noise()
+    return x

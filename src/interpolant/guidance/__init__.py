@@ -53,20 +53,17 @@ __all__ = [
 ]
 
 # Inference-time scaling (issue 11): exact tilted targets, particles, search, events.
+from .events import EventEstimate, event_probability, halfspace_probability  # noqa: E402
 from .particles import Particles, ess, resample_indices, smc  # noqa: E402
+from .search import SearchResult, best_of_n, path_search, zero_order  # noqa: E402
+from .steer import METHODS as STEERING_METHODS  # noqa: E402
+from .steer import steer  # noqa: E402
 from .tilted import (LinearReward, QuadraticReward, exact_twist, tilted,  # noqa: E402
                      tilted_log_normalizer)
 
 __all__ += [
-    "LinearReward", "Particles", "QuadraticReward", "ess", "exact_twist", "resample_indices",
-    "smc", "tilted", "tilted_log_normalizer",
+    "EventEstimate", "LinearReward", "Particles", "QuadraticReward", "STEERING_METHODS",
+    "SearchResult", "best_of_n", "ess", "event_probability", "exact_twist",
+    "halfspace_probability", "path_search", "resample_indices", "smc", "steer", "tilted",
+    "tilted_log_normalizer", "zero_order",
 ]
-from .search import SearchResult, best_of_n, path_search, zero_order  # noqa: E402
-
-__all__ += ["SearchResult", "best_of_n", "path_search", "zero_order"]
-from .events import EventEstimate, event_probability, halfspace_probability  # noqa: E402
-
-__all__ += ["EventEstimate", "event_probability", "halfspace_probability"]
-from .steer import METHODS as STEERING_METHODS, steer  # noqa: E402
-
-__all__ += ["STEERING_METHODS", "steer"]

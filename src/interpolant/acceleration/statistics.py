@@ -5,7 +5,7 @@ of the data (``x0`` the user's samples), per data dimension,
 
     l_lam = E[ diag d(sigma eps_theta)/dx ]               (Hutchinson: E[v * J v], v = +-1)
     f     = (sigma eps_theta - l_lam x) / alpha
-    s_lam = Cov(f', f) / Var(f),   b_lam = E[f'] - s_lam E[f]
+    s_lam = Cov(f', f) / (Var(f) + ridge),   b_lam = E[f'] - s_lam E[f]
 
 where ``f' = df/dlam`` along the probability-flow ODE ``dx/dlam = (dx/dt) / (dlam/dt)`` (with
 ``l`` itself a function of ``lam``). ``J v`` and ``f'`` are central differences with steps
@@ -34,6 +34,7 @@ def model_statistics(
     cond: Any = None,
     generator: torch.Generator | None = None,
     per_dimension: bool = True,
+    shrink: float = 0.1,
 ) -> Statistics:
     """Statistics ``l, s, b`` of ``denoiser`` at ``n_lams`` log-SNRs evenly spaced over
     ``lam_range`` (default: the range of the path's log-SNR grid, clipped to
@@ -41,7 +42,10 @@ def model_statistics(
 
     ``per_dimension=False`` pools all dimensions into one value per log-SNR (the expectations
     run over samples and dimensions together): far less variance from few samples, at the cost
-    of the per-pixel detail the paper keeps (it uses thousands of samples)."""
+    of the per-pixel detail the paper keeps (it uses thousands of samples). ``shrink`` adds
+    ``shrink`` times the mean variance of ``f`` over dimensions to each dimension's variance in
+    the fit of ``s`` (ridge regression): a dimension where ``f`` barely varies (a pixel that is
+    nearly always background) would otherwise get an ``s`` of 10 or more from noise."""
     if not isinstance(x0, Tensor) or not x0.is_floating_point() or x0.ndim < 2 or len(x0) < 2:
         raise InterpolantError("x0 must be a floating tensor of at least 2 samples, batch first")
     if n_lams < 2:
@@ -84,7 +88,9 @@ def model_statistics(
             cov = ((here - f_mean) * (slope - d_mean)).mean(over)
             var = (here - f_mean).pow(2).mean(over)
             f_mean, d_mean = f_mean.reshape(var.shape), d_mean.reshape(var.shape)
-            s_lam = cov / (var + 1e-6 * (f_mean.pow(2) + var) + 1e-300)
+            # ridge: dimensions whose f hardly varies (a digit's background) get s -> 0
+            ridge = shrink * var.mean() + 1e-6 * (f_mean.pow(2) + var) + 1e-300
+            s_lam = cov / (var + ridge)
             s_rows.append(s_lam)
             b_rows.append(d_mean - s_lam * f_mean)
     return Statistics(lams, l_all, torch.stack(s_rows), torch.stack(b_rows))

@@ -1,5 +1,8 @@
-"""Few-step students (consistency distillation, iCT, progressive distillation, reflow) against
-the exact probability-flow map of a 2-D Gaussian mixture, beside their teacher.
+"""Few-step students (CD, iCT, PD, reflow, MMD-DDM) vs the exact flow map and the teacher.
+
+Consistency distillation, improved consistency training, progressive distillation, reflow and
+MMD fine-tuning against the exact probability-flow map of a 2-D Gaussian mixture, beside
+their teacher.
 
 The teacher is the exact denoiser of ``aniso2d`` on ``VPLinear`` (:mod:`interpolant.oracle`);
 the reference is the exact flow map ``x1 -> x_{t_min}`` of the same start noise. For each
@@ -20,7 +23,7 @@ teacher's U-Net with pixel features.
 ``--digits`` adds the 8x8 digits with a briefly trained U-Net teacher (Digits-FD against the
 test digits; :func:`run_digits`), about ``7 x --digits-seconds`` of CPU in all.
 
-    interpolant bench fewstep            # 2-D, 2000 steps per student (a few CPU minutes)
+    interpolant bench fewstep            # 2-D, 1000 steps per student (~4 CPU minutes)
     interpolant bench fewstep --quick    # 2-D, 300 steps
     interpolant bench fewstep --quick --digits --digits-seconds 40
 """
@@ -220,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--digits-seconds", type=float, default=None,
                    help="CPU seconds of teacher training and of each student (digits)")
     args = p.parse_args(argv)
-    steps = args.steps or (300 if args.quick else 2000)
+    steps = args.steps or (300 if args.quick else 1000)
     torch.set_num_threads(1)
     print(f"2-D mixture aniso2d on VPLinear, exact teacher; students MLP(2, {args.width}, 3), "
           f"{steps} optimiser steps each (per round for pd)")

@@ -68,6 +68,7 @@ CHECKED_ELSEWHERE = {
     "dpm++2m-sde": "solvers/test_stochastic.py (exact marginal); SDE at eta 0 = 2M",
     "dpm++3m-sde": "solvers/test_exponential.py (k-diffusion transcription, exact marginal)",
     "dpm-adaptive": "solvers/test_exponential.py::test_dpm_adaptive_meets_its_tolerance",
+    "dpm-v3": "solvers/test_dpm_v3.py (= DPM-Solver++ at its reduction; exact on a Gaussian)",
 }
 
 

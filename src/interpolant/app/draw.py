@@ -133,17 +133,19 @@ def generators(seed: int, n: int) -> list[torch.Generator]:
 
 
 def draw(den: Denoiser, solver: str, budget: int, n: int, seed: int, shape: tuple[int, ...],
-         num_classes: int | None) -> Draw:
+         num_classes: int | None, labels: Tensor | None = None) -> Draw:
     """``n`` samples with ``solver`` within ``budget`` NFE.
 
-    Class-conditional networks get the labels ``0, 1, ..., K-1`` in turn.
+    Class-conditional networks get ``labels`` (int64 ``(n,)``), by default ``0, 1, ..., K-1``
+    in turn.
     """
     check_count(n)
     steps = plan_steps(solver, budget, den.path)
     gens = generators(seed, n)
     sigma = float(den.path.sigma(1.0))
     x1 = torch.stack([torch.randn(shape, generator=g) for g in gens]) * sigma
-    labels = None if num_classes is None else torch.arange(n) % num_classes
+    if labels is None and num_classes is not None:
+        labels = torch.arange(n) % num_classes
     guarded = _Budgeted(den, budget, solver)
     start = time.perf_counter()
     state = None

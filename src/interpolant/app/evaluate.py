@@ -161,8 +161,10 @@ def save_picture(samples: Tensor, config: RunConfig, file: Path,
 
 
 def write_run_report(run_dir: str | Path, config: RunConfig, result: dict[str, Any] | None,
-                     title: str = "interpolant run", notes: Sequence[str] = ()) -> Path:
-    """The static HTML report of a run: sample grids, curves, tables and the config."""
+                     title: str = "interpolant run", notes: Sequence[str] = (),
+                     pages: Sequence[report.Section] = ()) -> Path:
+    """The static HTML report of a run: sample grids, curves, tables, the ``pages``
+    sections (the demo's guidance, restoration and edit pages) and the config."""
     run_dir = Path(run_dir).resolve()  # pictures by absolute path: the report links them
     out = run_dir / "report"
     sections = []
@@ -204,6 +206,7 @@ def write_run_report(run_dir: str | Path, config: RunConfig, result: dict[str, A
         curve = plots.training_curve(log, out / "training_loss.png", title="training loss")
         sections.append(report.Section(heading="Training", images=[
             report.Picture(curve, caption="loss per logged step")]))
+    sections += list(pages)
     sections.append(report.Section(heading="Configuration", paragraphs=list(notes),
                                    config=config.to_json()))
     return report.write_report(out, title, sections)

@@ -14,6 +14,7 @@ from .. import paths
 from ..errors import InterpolantError
 from ..training import distributed
 from .evaluate import evaluate, summary_table, write_run_report
+from .pages import demo_pages
 from .runs import CONFIG_FILE, RunConfig, build_model, load_data, load_denoiser, open_run
 from .runs import write_json
 
@@ -118,17 +119,20 @@ def demo(out: str | Path = "runs/demo", steps: int | None = None, quick: bool = 
     print(f"sampling {n} digits with {', '.join(solvers)} at {DEMO_NFES} NFE")
     result = evaluate(den, config, out, solvers, DEMO_NFES, n=n)
     print(summary_table(result))
+    print("guidance sweep, restorations and edits for the report")
+    pages = demo_pages(den, config, out, quick=quick)
     minutes = (time.perf_counter() - start) / 60
     notes = [f"Trained in {trained / 60:.1f} min; the whole demo took {minutes:.1f} min on "
              "this machine.", "Digits-FD: Fréchet distance in the features of a small "
              "classifier trained on the bundled digits (lower is better)."]
-    page = write_run_report(out, config, result, title="interpolant demo: digits", notes=notes)
+    page = write_run_report(out, config, result, title="interpolant demo: digits", notes=notes,
+                            pages=pages)
     print(f"report: {page}  ({minutes:.1f} min)")
     return result
 
 
 _RUN_FILES = {CONFIG_FILE, "checkpoints", "metrics.jsonl", "samples", "eval.json", "report",
-              DEMO_MARK}
+              "pages", DEMO_MARK}
 
 
 def _clear_previous_run(out: Path) -> None:

@@ -1,5 +1,5 @@
-"""What every few-step method shares: the optimisation loop with its divergence guard, the
-student's shape check, a per-grid-index dispatch, and the draw of ``x_t`` from data."""
+"""What every few-step method shares: the student's shape check, a per-grid-index dispatch,
+and the draw of ``x_t`` from data (the optimisation loop is :func:`interpolant.training.fit`)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import InterpolantError
+from ..training.fit import fit
 from ..paths import GaussianPath, broadcast_time
 
 __all__ = ["fit", "by_index", "noisy", "check_data", "check_student"]
@@ -42,38 +43,6 @@ def check_student(student: Any, example: Tensor, cond: Any = None) -> nn.Module:
         raise InterpolantError(f"the student returned {got} for data {tuple(example.shape)}; "
                                "choose a network whose output has the data's shape")
     return student
-
-
-def fit(model: nn.Module, loss_fn: Callable[[int], Tensor], steps: int, lr: float,
-        after_step: Callable[[int], None] | None = None, name: str = "distillation",
-        clip: float | None = 1.0) -> list[float]:
-    """Adam on ``loss_fn(k)`` for ``k = 0 .. steps-1``; returns the losses.
-
-    A non-finite loss stops the run with an :class:`InterpolantError` naming the step, before
-    any update from it (the weights stay those of the last finite step).
-    """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise InterpolantError(f"steps must be a positive integer, got {steps!r}")
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
-    losses = []
-    model.train()
-    for k in range(steps):
-        loss = loss_fn(k)
-        if not torch.isfinite(loss):
-            raise InterpolantError(
-                f"{name} diverged at step {k} of {steps} (loss {float(loss.detach())}); "
-                "the student keeps its weights from the step before: lower lr or check the teacher"
-            )
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if clip is not None:
-            nn.utils.clip_grad_norm_(model.parameters(), clip)
-        opt.step()
-        if after_step is not None:
-            after_step(k)
-        losses.append(float(loss.detach()))
-    model.eval()
-    return losses
 
 
 def by_index(idx: Tensor, x: Tensor, fn: Callable[[int, Tensor], Tensor]) -> Tensor:

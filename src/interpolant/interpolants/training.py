@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from ..errors import InterpolantError
 from ..network import call_network, takes_cond
+from ..training.fit import fit
 from ..paths.interpolant import Interpolant
 
 PairSampler = Callable[[int, torch.Generator], tuple[Tensor, Tensor]]
@@ -79,20 +80,17 @@ def train(path: Interpolant, velocity: nn.Module, pairs: PairSampler, steps: int
     if steps < 1 or batch_size < 1 or not lr > 0:
         raise InterpolantError(f"need steps >= 1, batch_size >= 1 and lr > 0, got steps={steps}, "
                                f"batch_size={batch_size}, lr={lr}")
-    params = list(velocity.parameters()) + (list(eta.parameters()) if eta is not None else [])
-    opt = torch.optim.Adam(params, lr=lr)
+    nets = nn.ModuleList([velocity] + ([eta] if eta is not None else []))
     gen = torch.Generator().manual_seed(seed)
-    curve = []
-    for _ in range(steps):
+    curve: list[float] = []
+
+    def batch_loss(step: int) -> Tensor:
         x0, x1 = pairs(batch_size, gen)
         t = torch.rand(batch_size, generator=gen, dtype=x0.dtype)
         z = torch.randn(x0.shape, generator=gen, dtype=x0.dtype)
         loss_u, loss_eta = losses(path, velocity, x0, x1, t, z, eta)
-        total = loss_u if loss_eta is None else loss_u + loss_eta
-        if not torch.isfinite(total):
-            raise InterpolantError("the interpolant loss became NaN or infinite; lower lr")
-        opt.zero_grad(set_to_none=True)
-        total.backward()
-        opt.step()
         curve.append(loss_u.item())
+        return loss_u if loss_eta is None else loss_u + loss_eta
+
+    fit(nets, batch_loss, steps, lr, name="interpolant training", clip=None)
     return curve

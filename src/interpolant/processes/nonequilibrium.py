@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from ..errors import InterpolantError
 from ..paths import VPDiscrete
 from ..solvers.ddpm_learned import PosteriorStep
+from ..training.fit import fit
 from ..training.vlb import Kernel, bound_term, prior_kl
 
 __all__ = ["KernelMLP", "mlp_kernel", "bound_loss", "train_bound"]
@@ -82,14 +83,6 @@ def train_bound(net: nn.Module, data: Callable[[int, torch.Generator], Tensor],
         raise InterpolantError(f"need steps >= 1, batch_size >= 1 and lr > 0, got {steps}, "
                                f"{batch_size}, {lr}")
     gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    kernel, curve = mlp_kernel(net), []
-    for _ in range(steps):
-        loss = bound_loss(path, kernel, data(batch_size, gen), gen)
-        if not torch.isfinite(loss):
-            raise InterpolantError("the bound became NaN or infinite; lower lr")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        curve.append(loss.item())
-    return curve
+    kernel = mlp_kernel(net)
+    return fit(net, lambda k: bound_loss(path, kernel, data(batch_size, gen), gen), steps, lr,
+               name="bound training", clip=None)

@@ -34,6 +34,7 @@ from ..errors import InterpolantError
 from ..paths import GaussianPath, broadcast_time
 from ..paths.flows import EDM
 from ..predictions import Denoiser
+from ..training.fit import fit
 
 __all__ = ["check_dimension", "radii", "perturb", "prior", "posterior_mean", "exact_denoiser",
            "edm_loss", "train"]
@@ -142,12 +143,5 @@ def train(model: Any, data: Callable[[int, torch.Generator], Tensor], D: float, 
         raise InterpolantError(f"need steps >= 1, batch_size >= 1 and lr > 0, got {steps}, "
                                f"{batch_size}, {lr}")
     gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    curve = []
-    for _ in range(steps):
-        loss = edm_loss(model, data(batch_size, gen), D, path, gen)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        curve.append(loss.item())
-    return curve
+    return fit(model, lambda k: edm_loss(model, data(batch_size, gen), D, path, gen), steps, lr,
+               name="PFGM++ training", clip=None)

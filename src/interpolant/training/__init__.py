@@ -21,6 +21,7 @@ from ..paths import GaussianPath
 from . import couplings, densities, distributed, weights
 from .checkpoint import Checkpoint, latest_checkpoint, load_checkpoint, save_checkpoint
 from .config import TrainConfig
+from .fit import fit
 from .couplings import OT, Immiscible, independent
 from .densities import EDMLogNormal, LogitNormal, Uniform
 from .ema import EMA
@@ -31,7 +32,7 @@ from .trainer import Trainer, TrainResult
 __all__ = [
     "EMA", "OT", "Checkpoint", "EDMLogNormal", "EDMPrecond", "Immiscible", "LogitNormal",
     "Objective", "TrainConfig", "TrainResult", "Trainer", "Uniform", "couplings", "densities",
-    "distributed", "independent", "latest_checkpoint", "load_checkpoint", "regression_target",
+    "distributed", "fit", "independent", "latest_checkpoint", "load_checkpoint", "regression_target",
     "save_checkpoint", "train", "weights",
 ]
 

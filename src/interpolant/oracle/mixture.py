@@ -196,19 +196,13 @@ class GaussianMixture(ClassConditional):
         """
         return Denoiser(_ExactPosteriorMean(self, path), path, prediction="x0")
 
-    def flow(
-        self,
-        path: GaussianPath,
-        x: Tensor,
-        t_from: float = 1.0,
-        t_to: float | None = None,
-        rtol: float = 1e-12,
-        atol: float = 1e-12,
-    ) -> Tensor:
+    def flow(self, path: GaussianPath, x: Tensor, t_from: float = 1.0,
+             t_to: float | None = None, **tolerances: float) -> Tensor:
         """Transport ``x`` at ``t_from`` along the exact probability-flow ODE to ``t_to``
         (:func:`.flow.mixture_flow`: closed form for one component, else DOP853 in
-        ``(x / sigma, lam)``, accurate to about 1e-9; either direction)."""
-        return mixture_flow(self, path, x, t_from, t_to, rtol, atol)
+        ``(x / sigma, lam)`` at ``rtol = atol = 1e-12`` unless given, accurate to about 1e-9;
+        either direction)."""
+        return mixture_flow(self, path, x, t_from, t_to, **tolerances)
 
     # -- inverse problems (interpolant.inverse) ------------------------------------------
     def posterior(self, op: Any, y: Tensor, sigma_y: float) -> GaussianMixture:

@@ -1,4 +1,4 @@
-"""The ``interpolant`` command: train, sample, eval, report, bench, demo.
+"""The ``interpolant`` command: train, sample, eval, report, bench, demo, restore, edit.
 
 A user mistake (a missing run directory, an unknown key in a config, an unknown solver, an
 unwritable output path) ends with one line ``interpolant: error: ...`` and exit status 2,

@@ -18,7 +18,7 @@ from safetensors.torch import save_file
 from .. import images
 from ..errors import InterpolantError, unknown_name
 from . import pages
-from .draw import check_count, draw, plan_steps
+from .draw import check_count, draw
 from .evaluate import save_picture
 from .runs import TrainedRun, load_data, load_trained, write_json
 from .sweeps import guided
@@ -60,7 +60,6 @@ def sample_guided(args: argparse.Namespace, run: TrainedRun) -> int:
     if args.nfe // passes < 1:
         raise InterpolantError(f"--nfe {args.nfe} is too small for {args.guidance} (two "
                                f"network passes per step); give --nfe {2 * passes} or more")
-    plan_steps(args.solver, args.nfe // passes, den.path)
     before = getattr(sampler, "nfe", 0)
     samples, calls, steps, seconds = draw(sampler, args.solver, args.nfe // passes, args.n,
                                           args.seed, run.shape, k, labels)

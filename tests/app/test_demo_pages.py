@@ -33,7 +33,11 @@ def test_demo_pages_in_the_report(digits_run, tmp_path):
         (t, m) for t in ("inpaint", "sr", "blur") for m in ("ddnm", "pigdm", "dps")}
     assert [r["method"] for r in table["edit"]] == ["ode", "sdedit"]
     assert all(r["nfe"] > 0 and r["psnr"] == r["psnr"] for r in table["restore"])
-    page = write_run_report(tmp_path, run.config, None, pages=sections).read_text()
+    # `interpolant report` rebuilds them from pages.json
+    again = pages.saved_pages(tmp_path)
+    assert [s.heading for s in again] == [s.heading for s in sections]
+    assert again[1].tables[0].rows == sections[1].tables[0].rows
+    page = write_run_report(tmp_path, run.config, None, pages=again).read_text()
     for words in ("Guidance sweep", "Restorations", "Edits of real digits", "label_accuracy",
                   "reconstruction_psnr", "assets/inpaint_ddnm-"):
         assert words in page

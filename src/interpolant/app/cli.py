@@ -208,12 +208,13 @@ def _eval(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from .evaluate import write_run_report
+    from .pages import saved_pages
     from .runs import open_run
 
     config = open_run(args.run_dir)
     result_file = args.run_dir / "eval.json"
     result = _read_result(result_file) if result_file.is_file() else None
-    page = write_run_report(args.run_dir, config, result)
+    page = write_run_report(args.run_dir, config, result, pages=saved_pages(args.run_dir))
     print(f"wrote {page}")
     return 0
 

@@ -8,6 +8,7 @@ digits classifier reads the label a picture should show (``None`` off 8x8 grey i
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -243,9 +244,45 @@ def demo_pages(den: Any, config: RunConfig, run_dir: str | Path,
     restore, r_rows = restoration_page(den, config, out, TASKS, RESTORE_METHODS[:3],
                                        sizes["count"], sizes["r_steps"])
     edit, e_rows = edit_page(den, config, out, EDIT_METHODS, sizes["count"], sizes["e_steps"])
-    write_json(out / "pages.json", {"guidance": g_rows, "restore": r_rows, "edit": e_rows})
-    return [guidance, restore, edit]
+    sections = [guidance, restore, edit]
+    write_json(out / "pages.json", {"guidance": g_rows, "restore": r_rows, "edit": e_rows,
+                                    "sections": [_to_json(s, out) for s in sections]})
+    return sections
+
+
+def _to_json(section: report.Section, out: Path) -> dict[str, Any]:
+    grid = section.grids[0]
+    return {"heading": section.heading, "paragraphs": list(section.paragraphs),
+            "grid": {"rows": list(grid.rows), "columns": list(grid.columns),
+                     "row_title": grid.row_title, "column_title": grid.column_title,
+                     "caption": grid.caption,
+                     "cells": [[r, c, Path(p).relative_to(out).as_posix()]
+                               for (r, c), p in grid.cells.items()]},
+            "tables": [{"rows": list(t.rows), "caption": t.caption} for t in section.tables]}
+
+
+def saved_pages(run_dir: str | Path) -> list[report.Section]:
+    """The demo's pages as :func:`demo_pages` saved them in ``run_dir/pages/pages.json``, so
+    ``interpolant report`` keeps them; none when the run has no such file (or an unreadable
+    one, or pictures that went missing)."""
+    out = Path(run_dir).resolve() / "pages"
+    try:
+        saved = json.loads((out / "pages.json").read_text())["sections"]
+        sections = []
+        for item in saved:
+            grid = item["grid"]
+            cells = {(r, c): out / name for r, c, name in grid["cells"]}
+            if not all(p.is_file() for p in cells.values()):
+                return []
+            sections.append(report.Section(
+                item["heading"], item["paragraphs"], [report.ImageGrid(
+                    grid["rows"], grid["columns"], cells, grid["row_title"],
+                    grid["column_title"], grid["caption"])],
+                tables=[report.Table(t["rows"], t["caption"]) for t in item["tables"]]))
+        return sections
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
 
 
 __all__ = ["EDIT_METHODS", "RESTORE_METHODS", "TASKS", "check_label", "demo_pages", "edits",
-           "held_out", "label_accuracy", "operator", "psnr", "restorations"]
+           "held_out", "label_accuracy", "operator", "psnr", "restorations", "saved_pages"]

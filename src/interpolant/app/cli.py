@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from ..bench import NAMES as BENCHMARKS
 from ..errors import InterpolantError
+from .options import add_guidance_options, add_restore_edit_parsers
 
 if TYPE_CHECKING:
     from .runs import TrainedRun
@@ -75,9 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, help="picture, .png or .jpg, or a folder for "
                    "SOLVER_NFE.png (default RUN/samples/SOLVER_NFE.png)")
-    p.add_argument("--label", type=int, help="class of every sample (class-conditional runs)")
-    p.add_argument("--guidance", help="guidance: cfg or adaptive (class-conditional runs)")
-    p.add_argument("--scale", type=float, default=2.0, help="guidance scale (1: none)")
+    add_guidance_options(p)
 
     p = sub.add_parser("eval", formatter_class=fmt,
                        help="sample with several solvers and NFE budgets and measure quality")
@@ -104,26 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="CPU threads for training (default: the CPUs "
                    "this process may use)")
 
-    p = sub.add_parser("restore", formatter_class=fmt, help="restore degraded held-out "
-                       "images (inpaint, sr, blur) with a trained run as the prior")
-    p.add_argument("--run-dir", required=True, type=Path)
-    p.add_argument("--task", default="inpaint", help="inpaint (top half), sr (2x), blur")
-    p.add_argument("--method", default="ddnm", help="dps, pigdm, ddnm, repaint, red-diff")
-    p.add_argument("--n", type=int, default=10, help="held-out images to restore")
-    p.add_argument("--steps", type=int, default=20, help="sampling steps")
-    p.add_argument("--sigma-y", type=float, default=0.05, help="measurement noise std")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, help="folder (default RUN/restore)")
-
-    p = sub.add_parser("edit", formatter_class=fmt, help="invert a held-out image and "
-                       "regenerate it with another label")
-    p.add_argument("--run-dir", required=True, type=Path)
-    p.add_argument("--index", type=int, required=True, help="held-out image to edit")
-    p.add_argument("--to-label", type=int, required=True, help="the new class")
-    p.add_argument("--method", default="ode", help="ode (DDIM inversion) or sdedit")
-    p.add_argument("--steps", type=int, default=20, help="steps each way")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, help="picture (default RUN/edits/edit_I_toL_METHOD.png)")
+    add_restore_edit_parsers(sub, fmt)
 
     sub.add_parser("solvers", help="list the solver names")
     return top
@@ -257,21 +237,18 @@ def _solvers(args: argparse.Namespace) -> int:
     return 0
 
 
-def _restore(args: argparse.Namespace) -> int:
-    from .commands import restore
+def _in_commands(name: str) -> Callable[[argparse.Namespace], int]:
+    """The handler ``name`` of :mod:`.commands`, imported when the command runs."""
+    def run(args: argparse.Namespace) -> int:
+        from . import commands
 
-    return restore(args)
-
-
-def _edit(args: argparse.Namespace) -> int:
-    from .commands import edit
-
-    return edit(args)
+        return getattr(commands, name)(args)
+    return run
 
 
 COMMANDS = {"train": _train, "sample": _sample, "eval": _eval, "report": _report,
-            "bench": _bench, "demo": _demo, "solvers": _solvers, "restore": _restore,
-            "edit": _edit}
+            "bench": _bench, "demo": _demo, "solvers": _solvers,
+            "restore": _in_commands("restore"), "edit": _in_commands("edit")}
 
 
 # Commands that run long enough for the OpenMP waiting policy to matter.

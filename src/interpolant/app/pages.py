@@ -24,7 +24,7 @@ from .runs import RunConfig, load_data, write_json
 from .sweeps import guidance_sweep
 
 TASKS = ("inpaint", "sr", "blur")
-RESTORE_METHODS = ("ddnm", "pigdm", "dps", "repaint", "red-diff")
+RESTORE_METHODS = ("ddnm", "pigdm", "dps", "repaint")
 EDIT_METHODS = ("ode", "sdedit")
 # Restorations start just below the noise end: on paths with alpha(1) = 0 (cosine) DPS and
 # PiGDM scale their correction by sigma^2 / alpha, which overflows at t = 1.

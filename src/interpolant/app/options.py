@@ -1,0 +1,38 @@
+"""Options of the guidance, restoration and edit commands (kept apart from their handlers in
+:mod:`.commands`, so building the parser imports nothing heavy)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_guidance_options(p: argparse.ArgumentParser) -> None:
+    """``--label``, ``--guidance`` and ``--scale`` of ``interpolant sample``."""
+    p.add_argument("--label", type=int, help="class of every sample (class-conditional runs)")
+    p.add_argument("--guidance", help="guidance: cfg or adaptive (class-conditional runs)")
+    p.add_argument("--scale", type=float, default=2.0, help="guidance scale (1: none)")
+
+
+def add_restore_edit_parsers(sub: argparse._SubParsersAction, fmt: type) -> None:
+    """The ``restore`` and ``edit`` commands."""
+    p = sub.add_parser("restore", formatter_class=fmt, help="restore degraded held-out "
+                       "images (inpaint, sr, blur) with a trained run as the prior")
+    p.add_argument("--run-dir", required=True, type=Path)
+    p.add_argument("--task", default="inpaint", help="inpaint (top half), sr (2x), blur")
+    p.add_argument("--method", default="ddnm", help="dps, pigdm, ddnm, repaint")
+    p.add_argument("--n", type=int, default=10, help="held-out images to restore")
+    p.add_argument("--steps", type=int, default=20, help="sampling steps")
+    p.add_argument("--sigma-y", type=float, default=0.05, help="measurement noise std")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, help="folder (default RUN/restore)")
+
+    p = sub.add_parser("edit", formatter_class=fmt, help="invert a held-out image and "
+                       "regenerate it with another label")
+    p.add_argument("--run-dir", required=True, type=Path)
+    p.add_argument("--index", type=int, required=True, help="held-out image to edit")
+    p.add_argument("--to-label", type=int, required=True, help="the new class")
+    p.add_argument("--method", default="ode", help="ode (DDIM inversion) or sdedit")
+    p.add_argument("--steps", type=int, default=20, help="steps each way")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, help="picture (default RUN/edits/edit_I_toL_METHOD.png)")

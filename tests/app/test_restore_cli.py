@@ -41,6 +41,7 @@ def test_restore_writes_a_grid_and_a_table(digits_run, tmp_path, capsys, task, m
     (["--task", "cs"], "unknown restoration task"),
     (["--method", "magic"], "unknown restoration method"),
     (["--n", "0"], "positive integer"),
+    (["--n", "100000"], "held-out images to use"),
     (["--steps", "-1"], "positive integer"),
     (["--sigma-y", "-0.1"], "non-negative"),
 ])

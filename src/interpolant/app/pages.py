@@ -67,10 +67,14 @@ def held_out(config: RunConfig, count: int) -> tuple[Tensor, Tensor | None]:
     """``count`` held-out images with their labels, classes in turn (0, 1, ..., K-1, 0, ...);
     the first ``count`` and ``None`` for unlabelled data."""
     x, labels = load_data(config, "test")
+    by_class = [] if labels is None else [
+        torch.nonzero(labels == k).flatten() for k in labels.unique()]
+    most = len(x) if labels is None else len(by_class) * min(len(c) for c in by_class)
+    if count > most:
+        raise InterpolantError(f"there are {most} held-out images to use (classes in turn); "
+                               f"ask for at most {most}, got {count}")
     if labels is None:
         return x[:count], None
-    order = torch.argsort(labels, stable=True)
-    by_class = [order[labels[order] == k] for k in labels.unique()]
     picks = [by_class[i % len(by_class)][i // len(by_class)] for i in range(count)]
     index = torch.stack(picks)
     return x[index], labels[index]

@@ -45,6 +45,10 @@ class InterpolantSDE(Solver):
                 f"diffusion must be eps >= 0 (a finite number) or a callable t -> eps(t), got {d!r}"
             )
 
+    @property
+    def stochastic(self) -> bool:  # type: ignore[override]
+        return callable(self.diffusion) or self.diffusion > 0
+
     def eps(self, t: float) -> float:
         value = float(self.diffusion(t)) if callable(self.diffusion) else float(self.diffusion)
         if not (math.isfinite(value) and value >= 0.0):

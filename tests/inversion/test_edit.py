@@ -113,6 +113,23 @@ def test_edit_moves_data_to_the_target_class(classes, method):
             assert float((same - x0).abs().max()) < 1e-9
 
 
+@pytest.mark.parametrize("method", ["bdia", "edit-friendly", "dpm-encoder"])
+def test_edit_of_images_decodes_latents_outside_the_image_range(classes, method):
+    """Images (B, C, H, W) in [-1, 1] go in; their latents at the noise end lie outside
+    [-1, 1] and must still decode (the CLI's edit of digits failed on this)."""
+    path = ip.paths.VPLinear()
+    inner = classes.denoiser(path).model
+
+    def image_model(x, t, cond=None):
+        return inner(x.flatten(1), t, cond).view_as(x)
+
+    den = ip.Denoiser(image_model, path, prediction="x0")
+    x0 = classes.restrict(0).sample(50, gen(11))
+    x0 = (x0 / x0.abs().max()).view(50, 1, 1, 2)  # images in [-1, 1]
+    out = edit(den, x0, to_label=0, method=method, from_label=0, steps=20, generator=gen(12))
+    assert out.shape == x0.shape and float((out - x0).abs().max()) < 1e-9
+
+
 def test_edit_refuses_unknown_labels_and_methods(classes, make_mlp):
     den = classes.denoiser(ip.paths.VPLinear())
     x0 = classes.sample(4)

@@ -27,7 +27,7 @@ def sampling_points(
     (default ``path.t_min``, where ``sigma > 0``), after checking the denoiser and ``x``.
     Its methods invert by walking these points backwards."""
     _check_start(denoiser, x)
-    check_data(x, "x")
+    check_data(x, "x", images_in_range=False)  # a latent at the noise end is not an image
     path = denoiser.path
     if not isinstance(path, GaussianPath):
         raise InterpolantError(f"this method needs a Gaussian path, got {type(path).__name__}")

@@ -39,9 +39,10 @@ __all__ = ["DEFAULT_SOLVER", "DEFAULT_STEPS", "check_data", "invert", "inversion
            "trajectory"]
 
 
-def check_data(x0: Any, name: str = "x0") -> Tensor:
+def check_data(x0: Any, name: str = "x0", images_in_range: bool = True) -> Tensor:
     """``x0`` must be a finite floating tensor, batch first; images ``(B, C, H, W)`` must lie
-    in ``[-1, 1]`` (the library's image convention)."""
+    in ``[-1, 1]`` (the library's image convention) unless ``images_in_range`` is False (a
+    noise latent or an intermediate state)."""
     if not isinstance(x0, Tensor) or not x0.is_floating_point() or x0.ndim < 2:
         got = (f"a {x0.dtype} tensor of shape {tuple(x0.shape)}" if isinstance(x0, Tensor)
                else type(x0).__name__)
@@ -50,7 +51,7 @@ def check_data(x0: Any, name: str = "x0") -> Tensor:
         )
     if not bool(torch.isfinite(x0).all()):
         raise InterpolantError(f"{name} holds NaN or infinite values; check how it was loaded")
-    if x0.ndim == 4 and float(x0.abs().max()) > 1.0 + 1e-6:
+    if images_in_range and x0.ndim == 4 and float(x0.abs().max()) > 1.0 + 1e-6:
         raise InterpolantError(
             f"images must lie in [-1, 1], but max |{name}| = {float(x0.abs().max()):.4g}; "
             "map pixels p in [0, 255] with x = p / 127.5 - 1"

@@ -49,6 +49,10 @@ def test_scale_one_is_conditional_and_zero_unconditional(gmm, points, labels):
                                    den(points, t, labels, target), rtol=1e-14, atol=0)
         torch.testing.assert_close(CFG(den, 0.0)(points, t, labels, target),
                                    den(points, t, None, target), rtol=1e-14, atol=0)
+    for scale in (0.0, 1.0):  # one branch suffices: one pass, counted as one NFE
+        g = CFG(den, scale)
+        g(points, t, labels, "x0")
+        assert g.nfe == 1, (scale, g.nfe)
 
 
 def test_null_labelled_rows_are_unconditional(gmm, points, labels):

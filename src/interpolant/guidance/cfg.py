@@ -147,6 +147,8 @@ class CFG(Guided):
         inside = inside_interval(self.interval, t)
         if inside is False or (self.scale == 1.0 and self.rescale == 0.0):
             return self._eval(self.den, x, t, cond, target)  # D_c alone: one pass
+        if self.scale == 0.0 and self.rescale == 0.0 and inside is True:
+            return self._eval(self.den, x, t, with_null(cond, labels), target)  # D_u: one pass
         space = target if self.rescale == 0.0 else self.rescale_space
         c, u = self._branches(x, t, cond, labels, space)
         return self._finish(x, t, c, u, space, target, inside)

@@ -10,13 +10,8 @@ import sys
 import pytest
 import torch
 
-from interpolant.app.cli import main
+from support.cli import run_cli
 
-
-def _run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_train_sample_eval_report_on_points(tmp_path, capsys):
@@ -25,18 +20,18 @@ def test_train_sample_eval_report_on_points(tmp_path, capsys):
     config.write_text('data = "moons"\nmodel = "mlp"\npath = "linear"\ntarget = "velocity"\n'
                       'n = 2000\nmodel_options = { hidden = 64, depth = 2 }\n'
                       '[train]\nsteps = 300\nbatch_size = 256\nlr = 3e-3\n')
-    code, out, err = _run(capsys, "train", "--run-dir", run, "--config", config, "--no-progress")
+    code, out, err = run_cli(capsys, "train", "--run-dir", run, "--config", config, "--no-progress")
     assert code == 0, err
     assert (run / "config.json").is_file() and (run / "metrics.jsonl").is_file()
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert records[-1]["step"] == 300
 
-    code, out, err = _run(capsys, "sample", "--run-dir", run, "--solver", "heun", "--nfe", "10",
+    code, out, err = run_cli(capsys, "sample", "--run-dir", run, "--solver", "heun", "--nfe", "10",
                           "--n", "500")
     assert code == 0, err
     assert (run / "samples" / "heun_10.png").is_file()
 
-    code, out, err = _run(capsys, "eval", "--run-dir", run, "--solvers", "euler,heun",
+    code, out, err = run_cli(capsys, "eval", "--run-dir", run, "--solvers", "euler,heun",
                           "--nfe", "4,16", "--n", "1000", "--no-progress")
     assert code == 0, err
     result = json.loads((run / "eval.json").read_text())
@@ -49,7 +44,7 @@ def test_train_sample_eval_report_on_points(tmp_path, capsys):
     worst_prior = metrics.sliced_wasserstein(prior, data.toy("moons", 1000, seed=1), seed=0)
     assert rows[("heun", 16)]["sliced_w2"] < 0.5 * worst_prior
 
-    code, out, err = _run(capsys, "report", "--run-dir", run)
+    code, out, err = run_cli(capsys, "report", "--run-dir", run)
     assert code == 0, err
     page = (run / "report" / "index.html").read_text()
     assert "heun" in page and "sliced_w2" in page
@@ -59,7 +54,7 @@ def test_train_sample_eval_report_on_points(tmp_path, capsys):
 def test_demo_smoke(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     out = Path("demo")  # relative, as `make demo` runs it
-    code, text, err = _run(capsys, "demo", "--quick", "--out", out)
+    code, text, err = run_cli(capsys, "demo", "--quick", "--out", out)
     assert code == 0, err
     result = json.loads((out / "eval.json").read_text())
     assert {r["budget"] for r in result["rows"]} == {5, 10, 20}
@@ -71,7 +66,7 @@ def test_demo_smoke(tmp_path, capsys, monkeypatch):
         # even an untrained network must not blow up at the noise end (alpha(1) = 0)
         assert row["max_abs"] < 10.0, row
     # a second demo replaces the first instead of failing on the existing run
-    assert _run(capsys, "demo", "--quick", "--out", out, "--steps", "2")[0] == 0
+    assert run_cli(capsys, "demo", "--quick", "--out", out, "--steps", "2")[0] == 0
 
 
 @pytest.mark.parametrize(
@@ -89,7 +84,7 @@ def test_demo_smoke(tmp_path, capsys, monkeypatch):
 def test_user_mistakes_give_one_clear_line(tmp_path, capsys, argv, words):
     (tmp_path / "bad.json").write_text('{"data": "digits", "learning_rate": 0.1}')
     (tmp_path / "file.txt").write_text("x")
-    code, out, err = _run(capsys, *[a.replace("{tmp}", str(tmp_path)) for a in argv])
+    code, out, err = run_cli(capsys, *[a.replace("{tmp}", str(tmp_path)) for a in argv])
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("interpolant: error:") and words in lines[0]

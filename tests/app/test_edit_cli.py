@@ -5,21 +5,13 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from interpolant.app.cli import main
+from support.cli import run_cli
 
-
-def _run(capsys, *argv):
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_edit_writes_original_reconstruction_and_edit(digits_run, tmp_path, capsys):
     out = tmp_path / "edit.png"
-    code, text, err = _run(capsys, "edit", "--run-dir", digits_run, "--index", "3",
+    code, text, err = run_cli(capsys, "edit", "--run-dir", digits_run, "--index", "3",
                            "--to-label", "8", "--method", "ode", "--steps", "10", "--out", out)
     assert code == 0, err
     with Image.open(out) as picture:  # three 8x8 images side by side (scale 4, padding 1)
@@ -37,7 +29,7 @@ def test_edit_writes_original_reconstruction_and_edit(digits_run, tmp_path, caps
 ])
 def test_bad_edit_requests_write_nothing(digits_run, capsys, files_under, argv, words):
     before = files_under(digits_run)
-    code, _, err = _run(capsys, "edit", "--run-dir", digits_run, *argv)
+    code, _, err = run_cli(capsys, "edit", "--run-dir", digits_run, *argv)
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and lines[0].startswith("interpolant: error:"), err
     assert words in lines[0]

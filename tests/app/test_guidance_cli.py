@@ -8,24 +8,16 @@ import pytest
 from safetensors.torch import load_file
 
 from interpolant import metrics
-from interpolant.app.cli import main
+from support.cli import run_cli
 
 TINY_POINTS = ('data = "moons"\nmodel = "mlp"\nn = 256\nmodel_options = { hidden = 16, depth = 1 '
                '}\n[train]\nsteps = 2\nbatch_size = 32\nwarmup = 0\n')
 
 
-def _run(capsys, *argv):
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
 
 def test_cfg_samples_show_the_label(digits_run, tmp_path, capsys):
     out = tmp_path / "sevens.png"
-    code, text, err = _run(capsys, "sample", "--run-dir", digits_run, "--guidance", "cfg",
+    code, text, err = run_cli(capsys, "sample", "--run-dir", digits_run, "--guidance", "cfg",
                            "--scale", "4", "--label", "7", "--n", "20", "--nfe", "20",
                            "--out", out)
     assert code == 0, err
@@ -45,7 +37,7 @@ def test_cfg_samples_show_the_label(digits_run, tmp_path, capsys):
 ])
 def test_bad_guidance_requests_write_nothing(digits_run, capsys, files_under, argv, words):
     before = files_under(digits_run)
-    code, _, err = _run(capsys, "sample", "--run-dir", digits_run, *argv)
+    code, _, err = run_cli(capsys, "sample", "--run-dir", digits_run, *argv)
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and lines[0].startswith("interpolant: error:"), err
     assert words in lines[0]
@@ -55,9 +47,9 @@ def test_bad_guidance_requests_write_nothing(digits_run, capsys, files_under, ar
 def test_guidance_on_an_unconditional_run_is_refused(tmp_path, capsys, files_under):
     (tmp_path / "points.toml").write_text(TINY_POINTS)
     run = tmp_path / "points"
-    assert _run(capsys, "train", "--run-dir", run, "--config", tmp_path / "points.toml",
+    assert run_cli(capsys, "train", "--run-dir", run, "--config", tmp_path / "points.toml",
                 "--no-progress")[0] == 0
     before = files_under(run)
-    code, _, err = _run(capsys, "sample", "--run-dir", run, "--guidance", "cfg", "--label", "1")
+    code, _, err = run_cli(capsys, "sample", "--run-dir", run, "--guidance", "cfg", "--label", "1")
     assert code == 2 and err.startswith("interpolant: error:") and "class-conditional" in err
     assert files_under(Path(run)) == before

@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 
 from interpolant.app import runs
 from interpolant.app.cli import main
+from support.cli import run_cli
 
 TINY = ('data = "moons"\nmodel = "mlp"\npath = "linear"\ntarget = "velocity"\nn = 512\n'
         'model_options = { hidden = 32, depth = 2 }\n[train]\nsteps = 6\nbatch_size = 64\n'
@@ -27,14 +28,6 @@ def _keep_thread_count():
     yield
     torch.set_num_threads(before)
 
-
-def _run(capsys, *argv):
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exc:  # argparse refusals
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def _one_error_line(err: str, words: str) -> None:
@@ -71,18 +64,18 @@ def _steps(run: Path) -> list[int]:
 # -- data loss (#17.1-5) ---------------------------------------------------------------------
 def test_demo_does_not_replace_a_run_that_train_made(run, capsys):
     before = _files(run)
-    code, _, err = _run(capsys, "demo", "--quick", "--out", run)
+    code, _, err = run_cli(capsys, "demo", "--quick", "--out", run)
     assert code == 2
     _one_error_line(err, "not a run the demo made")
     assert _files(run) == before
 
 
 def test_eval_refuses_an_empty_list_and_keeps_earlier_results(run, capsys):
-    assert _run(capsys, "eval", "--run-dir", run, "--solvers", "ddim", "--nfe", "3", "--n",
+    assert run_cli(capsys, "eval", "--run-dir", run, "--solvers", "ddim", "--nfe", "3", "--n",
                 "40", "--no-progress")[0] == 0
     before = (run / "eval.json").read_bytes()
     for option in ("--nfe", "--solvers"):
-        code, _, err = _run(capsys, "eval", "--run-dir", run, option, "", "--no-progress")
+        code, _, err = run_cli(capsys, "eval", "--run-dir", run, option, "", "--no-progress")
         assert code == 2 and "non-empty" in err
         assert (run / "eval.json").read_bytes() == before
 
@@ -97,10 +90,10 @@ def test_a_refused_train_option_leaves_nothing_and_the_retry_works(tmp_path, cap
     argv = ["train", "--run-dir", target, "--no-progress"]
     bad = [a.replace("{tmp}", str(tmp_path)) for a in bad]
     config = [] if "--config" in bad else ["--config", tmp_path / "tiny.toml"]
-    code, _, err = _run(capsys, *argv, *config, *bad)
+    code, _, err = run_cli(capsys, *argv, *config, *bad)
     assert code == 2 and err.startswith("interpolant: error:"), err
     assert not (target / "config.json").exists() and not (target / "checkpoints").exists()
-    code, _, err = _run(capsys, *argv, "--config", tmp_path / "tiny.toml", "--steps", "2")
+    code, _, err = run_cli(capsys, *argv, "--config", tmp_path / "tiny.toml", "--steps", "2")
     assert code == 0, err
 
 
@@ -111,7 +104,7 @@ def test_resume_without_latest_takes_the_newest_good_checkpoint(run, capsys):
     log = run / "metrics.jsonl"
     lines = log.read_text().splitlines()
     log.write_text("\n".join(lines[:5]) + "\n" + lines[5][:9])  # step 6 cut short mid-write
-    code, out, err = _run(capsys, "train", "--run-dir", run, "--resume", "--no-progress")
+    code, out, err = run_cli(capsys, "train", "--run-dir", run, "--resume", "--no-progress")
     assert code == 0, err
     assert "step_00000004" in out
     assert _steps(run) == [1, 2, 3, 4, 5, 6]  # steps 5 and 6 logged once, not twice
@@ -121,7 +114,7 @@ def test_resume_without_latest_takes_the_newest_good_checkpoint(run, capsys):
 def test_resume_past_a_corrupt_checkpoint_says_so_and_refuses_when_none_verifies(run, capsys):
     model = run / "checkpoints" / "step_00000006" / "model.safetensors"
     model.write_bytes(model.read_bytes()[:-5])
-    code, out, err = _run(capsys, "train", "--run-dir", run, "--resume", "--no-progress")
+    code, out, err = run_cli(capsys, "train", "--run-dir", run, "--resume", "--no-progress")
     assert code == 0, err
     assert "step_00000004" in out and "skipped" in out and "truncated" in out
     assert _steps(run) == [1, 2, 3, 4, 5, 6]
@@ -129,7 +122,7 @@ def test_resume_past_a_corrupt_checkpoint_says_so_and_refuses_when_none_verifies
         manifest = run / "checkpoints" / f"step_{step:08d}" / "manifest.json"
         manifest.write_text(json.dumps({"format": "interpolant-checkpoint", "step": step}))
     before = _files(run)
-    code, _, err = _run(capsys, "train", "--run-dir", run, "--resume", "--no-progress")
+    code, _, err = run_cli(capsys, "train", "--run-dir", run, "--resume", "--no-progress")
     assert code == 2
     _one_error_line(err, "verifies")
     assert _files(run) == before
@@ -148,18 +141,18 @@ def test_resume_past_a_corrupt_checkpoint_says_so_and_refuses_when_none_verifies
 ])
 def test_budgets_and_counts_are_kept_or_refused_alike(run, capsys, argv, words):
     before = _files(run)
-    code, _, err = _run(capsys, argv[0], "--run-dir", run, *argv[1:])
+    code, _, err = run_cli(capsys, argv[0], "--run-dir", run, *argv[1:])
     assert code == 2
     _one_error_line(err, words)
     assert _files(run) == before  # no picture, no eval.json
 
 
 def test_a_budget_is_an_upper_bound_in_sample_and_eval(run, capsys):
-    code, out, err = _run(capsys, "sample", "--run-dir", run, "--solver", "heun", "--nfe", "5",
+    code, out, err = run_cli(capsys, "sample", "--run-dir", run, "--solver", "heun", "--nfe", "5",
                           "--n", "20")
     assert code == 0, err
     assert "4 NFE (budget 5)" in out
-    code, _, err = _run(capsys, "eval", "--run-dir", run, "--solvers", "heun,dpm-adaptive",
+    code, _, err = run_cli(capsys, "eval", "--run-dir", run, "--solvers", "heun,dpm-adaptive",
                         "--nfe", "7", "--n", "20", "--no-progress")
     assert code == 0 or "needed more than" in err, err
     if code == 0:
@@ -180,7 +173,7 @@ def test_mistakes_give_one_clear_line(run, tmp_path, capsys, argv, words):
     (tmp_path / "run.yaml").write_text("data: moons\n")
     (run / "eval.json").write_text("{not json")
     argv = [a.replace("{tmp}", str(tmp_path)).replace("{run}", str(run)) for a in argv]
-    code, _, err = _run(capsys, *argv)
+    code, _, err = run_cli(capsys, *argv)
     assert code == 2
     _one_error_line(err, words)
 
@@ -188,7 +181,7 @@ def test_mistakes_give_one_clear_line(run, tmp_path, capsys, argv, words):
 @pytest.mark.parametrize("content", ["{}", '{"rows": []}', '{"rows": [{"solver": "ddim"}]}'])
 def test_report_on_an_eval_json_without_rows_is_refused(run, capsys, content):
     (run / "eval.json").write_text(content)
-    code, _, err = _run(capsys, "report", "--run-dir", run)
+    code, _, err = run_cli(capsys, "report", "--run-dir", run)
     assert code == 2
     _one_error_line(err, "no rows")
 
@@ -199,7 +192,7 @@ def test_a_manifest_without_files_is_a_clear_error(run, capsys):
         raw = json.loads(manifest.read_text())
         del raw["files"]
         manifest.write_text(json.dumps(raw))
-    code, _, err = _run(capsys, "sample", "--run-dir", run)
+    code, _, err = run_cli(capsys, "sample", "--run-dir", run)
     assert code == 2
     _one_error_line(err, "manifest.json lacks")
 
@@ -207,11 +200,11 @@ def test_a_manifest_without_files_is_a_clear_error(run, capsys):
 def test_sample_out_a_folder_or_a_jpg(run, tmp_path, capsys):
     folder = tmp_path / "pictures"
     folder.mkdir()
-    code, out, err = _run(capsys, "sample", "--run-dir", run, "--solver", "ddim", "--nfe", "3",
+    code, out, err = run_cli(capsys, "sample", "--run-dir", run, "--solver", "ddim", "--nfe", "3",
                           "--n", "20", "--out", folder)
     assert code == 0, err
     assert (folder / "ddim_3.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    code, out, err = _run(capsys, "sample", "--run-dir", run, "--solver", "ddim", "--nfe", "3",
+    code, out, err = run_cli(capsys, "sample", "--run-dir", run, "--solver", "ddim", "--nfe", "3",
                           "--n", "20", "--out", tmp_path / "x.jpg")
     assert code == 0, err
     from PIL import Image
@@ -226,7 +219,7 @@ def test_a_sample_does_not_depend_on_how_many_were_drawn(run, tmp_path, capsys, 
     drawn = {}
     for n in (3, 8):
         out = tmp_path / f"{n}.png"
-        code, _, err = _run(capsys, "sample", "--run-dir", run, "--solver", solver, "--nfe", "4",
+        code, _, err = run_cli(capsys, "sample", "--run-dir", run, "--solver", solver, "--nfe", "4",
                             "--n", n, "--seed", "5", "--out", out)
         assert code == 0, err
         drawn[n] = load_file(str(out.with_suffix(".safetensors")))["samples"]
@@ -237,13 +230,13 @@ def test_a_sample_does_not_depend_on_how_many_were_drawn(run, tmp_path, capsys, 
 # -- threads (#17.16) --------------------------------------------------------------------------
 def test_threads_are_honoured_and_shown(tmp_path, capsys):
     (tmp_path / "tiny.toml").write_text(TINY)
-    code, _, err = _run(capsys, "train", "--run-dir", tmp_path / "r", "--config",
+    code, _, err = run_cli(capsys, "train", "--run-dir", tmp_path / "r", "--config",
                         tmp_path / "tiny.toml", "--threads", "1", "--steps", "2")
     assert code == 0, err
     assert "train (1 thread" in err  # the progress line
     records = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").open()]
     assert {r["threads"] for r in records} == {1}
-    code, _, err = _run(capsys, "train", "--run-dir", tmp_path / "s", "--threads", "0")
+    code, _, err = run_cli(capsys, "train", "--run-dir", tmp_path / "s", "--threads", "0")
     assert code == 2 and "--threads" in err
 
 
@@ -267,7 +260,7 @@ def test_the_installed_command_restarts_once_with_threads_that_wait_passively(
     started.clear()
     assert cli.main() == 2 and started == []  # once: the policy is set now
     (tmp_path / "tiny.toml").write_text(TINY)
-    code, _, err = _run(capsys, "train", "--run-dir", tmp_path / "s", "--config",
+    code, _, err = run_cli(capsys, "train", "--run-dir", tmp_path / "s", "--config",
                         tmp_path / "tiny.toml", "--steps", "2", "--threads", "1")
     assert code == 0 and "train (1 thread, passive wait)" in err
 

@@ -6,23 +6,15 @@ import json
 
 import pytest
 
-from interpolant.app.cli import main
+from support.cli import run_cli
 
-
-def _run(capsys, *argv):
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.mark.parametrize("task, method", [("inpaint", "ddnm"), ("sr", "pigdm"), ("blur", "ddnm"),
                                           ("inpaint", "dps")])
 def test_restore_writes_a_grid_and_a_table(digits_run, tmp_path, capsys, task, method):
     out = tmp_path / "restored"
-    code, text, err = _run(capsys, "restore", "--run-dir", digits_run, "--task", task,
+    code, text, err = run_cli(capsys, "restore", "--run-dir", digits_run, "--task", task,
                            "--method", method, "--n", "3", "--steps", "8", "--out", out)
     assert code == 0, err
     assert (out / f"restore_{task}_{method}.png").is_file()
@@ -47,7 +39,7 @@ def test_restore_writes_a_grid_and_a_table(digits_run, tmp_path, capsys, task, m
 ])
 def test_bad_restore_requests_write_nothing(digits_run, capsys, files_under, argv, words):
     before = files_under(digits_run)
-    code, _, err = _run(capsys, "restore", "--run-dir", digits_run, *argv)
+    code, _, err = run_cli(capsys, "restore", "--run-dir", digits_run, *argv)
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and lines[0].startswith("interpolant: error:"), err
     assert words in lines[0]

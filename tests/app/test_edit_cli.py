@@ -34,3 +34,13 @@ def test_bad_edit_requests_write_nothing(digits_run, capsys, files_under, argv, 
     assert code == 2 and len(lines) == 1 and lines[0].startswith("interpolant: error:"), err
     assert words in lines[0]
     assert files_under(digits_run) == before
+
+
+@pytest.mark.parametrize("method", ["bdia", "edit-friendly"])
+def test_exact_inversions_reconstruct_the_image(digits_run, tmp_path, capsys, method):
+    code, text, err = run_cli(capsys, "edit", "--run-dir", digits_run, "--index", "3",
+                              "--to-label", "8", "--method", method, "--steps", "10",
+                              "--out", tmp_path / "edit.png")
+    assert code == 0, err
+    psnr = float(text.split("reconstruction PSNR ")[1].split(" dB")[0])
+    assert psnr > 60.0, text  # exact to rounding, where DDIM's round trip gives ~20-30 dB

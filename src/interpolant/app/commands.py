@@ -24,7 +24,8 @@ from .runs import TrainedRun, load_data, load_trained, write_json
 from .sweeps import guided
 
 GUIDANCE = ("cfg", "adaptive")
-EDIT_METHODS = ("ode", "sdedit")
+# exact inversions (bdia, edit-friendly) reconstruct the image; ode within its DDIM error
+EDIT_METHODS = ("ode", "bdia", "edit-friendly", "sdedit")
 
 
 def _positive(value: int, option: str) -> int:

@@ -32,7 +32,8 @@ def add_restore_edit_parsers(sub: argparse._SubParsersAction, fmt: type) -> None
     p.add_argument("--run-dir", required=True, type=Path)
     p.add_argument("--index", type=int, required=True, help="held-out image to edit")
     p.add_argument("--to-label", type=int, required=True, help="the new class")
-    p.add_argument("--method", default="ode", help="ode (DDIM inversion) or sdedit")
+    p.add_argument("--method", default="ode", help="ode (DDIM inversion), bdia or edit-friendly (exact "
+                   "inversions) or sdedit")
     p.add_argument("--steps", type=int, default=20, help="steps each way")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, help="picture (default RUN/edits/edit_I_toL_METHOD.png)")

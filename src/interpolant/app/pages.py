@@ -169,8 +169,7 @@ def guidance_page(den: Any, config: RunConfig, out: Path, scales: Sequence[float
     for p in points:
         name = f"w = {p.scale:g}"
         cells[(name, "labels 0..9")] = _save(p.samples, out / f"guidance_{p.scale:g}.png", k)
-        fd = metrics.frechet_distance(metrics.digits_features(p.samples.clamp(-1, 1)),
-                                      metrics.digits_features(test_x))
+        fd = metrics.digits_fd(p.samples.clamp(-1, 1), test_x)
         rows.append({"scale": p.scale, "label_accuracy": label_accuracy(p.samples, labels),
                      "digits_fd": fd, "nfe": p.nfe, "seconds": round(seconds, 3)})
     grid = report.ImageGrid([f"w = {s:g}" for s in scales], ["labels 0..9"], cells,

@@ -98,3 +98,10 @@ def test_unknown_solver_and_help_through_the_installed_command(tmp_path):
                           capture_output=True, text=True)
     assert done.returncode == 2 and "unknown solver" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_demo_names_are_listed_and_unknown_ones_refused(capsys):
+    code, text, _ = run_cli(capsys, "demo", "--list")
+    assert code == 0 and text.split()[0] == "digits"
+    code, _, err = run_cli(capsys, "demo", "no-such-demo")
+    assert code == 2 and "unknown demo 'no-such-demo'" in err and "digits" in err

@@ -1,5 +1,8 @@
 """The ``interpolant`` command: train, sample, eval, report, bench, demo, restore, edit.
 
+``interpolant demo`` runs the digits demo; ``interpolant demo NAME`` another one of
+:mod:`.demos` (``--list``).
+
 A user mistake (a missing run directory, an unknown key in a config, an unknown solver, an
 unwritable output path) ends with one line ``interpolant: error: ...`` and exit status 2,
 not a traceback. Run ``interpolant <command> --help`` for every option with its default.
@@ -95,10 +98,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("args", nargs=argparse.REMAINDER, help="passed to the benchmark script")
 
     p = sub.add_parser("demo", formatter_class=fmt,
-                       help="train a U-Net on the bundled digits, sample, evaluate, report")
-    p.add_argument("--out", type=Path, default=Path("runs/demo"), help="run directory")
+                       help="train a U-Net on the bundled digits, sample, evaluate, report; "
+                       "or another named demo (--list)")
+    p.add_argument("name", nargs="?", default="digits", help="which demo (see --list)")
+    p.add_argument("--list", action="store_true", help="list the demos and exit")
+    p.add_argument("--out", type=Path, default=None,
+                   help="run directory (default runs/demo, or runs/demo-NAME)")
     p.add_argument("--steps", type=int, default=None,
-                   help="training steps (default: the full demo's)")
+                   help="training steps of the digits demo (default: the full demo's)")
     p.add_argument("--quick", action="store_true", help="a tiny smoke run (seconds)")
     p.add_argument("--threads", type=int, help="CPU threads for training (default: the CPUs "
                    "this process may use)")
@@ -224,9 +231,20 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .workflows import demo
+    from . import demos
 
-    demo(args.out, steps=args.steps, quick=args.quick, threads=args.threads)
+    if args.list:
+        print(demos.describe())
+        return 0
+    run = demos.get(args.name)
+    if args.steps is not None and args.name != demos.DEFAULT:
+        raise InterpolantError(f"--steps applies to the {demos.DEFAULT} demo only; the "
+                               f"{args.name} demo has its own budget (use --quick for a smoke run)")
+    options = {"steps": args.steps} if args.steps is not None else {}
+    out = args.out if args.out is not None else demos.default_out(args.name)
+    page = run(out, quick=args.quick, threads=args.threads, **options)
+    if args.name != demos.DEFAULT:
+        print(f"report: {page}")
     return 0
 
 

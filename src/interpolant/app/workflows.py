@@ -131,6 +131,13 @@ def demo(out: str | Path = "runs/demo", steps: int | None = None, quick: bool = 
     return result
 
 
+def digits_demo(out: str | Path, quick: bool = False, threads: int | None = None,
+                steps: int | None = None) -> Path:
+    """The default named demo (see :mod:`.demos`): :func:`demo`, returning its report page."""
+    demo(out, steps=steps, quick=quick, threads=threads)
+    return Path(out) / "report" / "index.html"
+
+
 _RUN_FILES = {CONFIG_FILE, "checkpoints", "metrics.jsonl", "samples", "eval.json", "report",
               "pages", DEMO_MARK}
 

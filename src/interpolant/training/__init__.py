@@ -38,14 +38,15 @@ __all__ = [
 
 
 def train(model: nn.Module, path: GaussianPath, data: Tensor, labels: Tensor | None = None, *,
-          run_dir: str | Path | None = None, resume: bool = False, **options: Any
-          ) -> TrainResult:
+          run_dir: str | Path | None = None, resume: bool = False, objective: Any = None,
+          **options: Any) -> TrainResult:
     """Train ``model`` on ``data`` along ``path``; ``options`` are :class:`TrainConfig` fields:
 
     ``target="eps", steps, batch_size (per rank), lr, betas, weight_decay, warmup,
     density="uniform", weight="uniform", coupling="independent", ema_decay | ema_halflife
     (samples), ema_rampup, label_dropout=0.1, num_classes, clip_grad=1.0, bf16=False, seed=0,
-    checkpoint_every, keep_checkpoints=2, log_every=100, progress=True``.
+    checkpoint_every, keep_checkpoints=2, log_every=100, progress=True``; ``objective``
+    replaces the built-in loss (see :class:`Trainer`).
     """
     from ..errors import InterpolantError
 
@@ -53,5 +54,6 @@ def train(model: nn.Module, path: GaussianPath, data: Tensor, labels: Tensor | N
     if unknown:
         raise InterpolantError(f"unknown training option(s) {sorted(unknown)}; choose from "
                                f"{sorted(TrainConfig.field_names())}")
-    trainer = Trainer(model, path, data, labels, TrainConfig(**options), run_dir, resume)
+    trainer = Trainer(model, path, data, labels, TrainConfig(**options), run_dir, resume,
+                      objective)
     return trainer.run()

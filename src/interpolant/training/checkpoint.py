@@ -4,7 +4,8 @@ Layout of a checkpoint directory ``ckpt_dir``::
 
     ckpt_dir/LATEST                    name of the newest complete checkpoint, e.g. step_00000100
     ckpt_dir/step_00000100/model.safetensors, ema.safetensors, optimizer.safetensors,
-                           rng.safetensors, manifest.json
+                           rng.safetensors, manifest.json (objective.safetensors: a trained
+                           loss module, when the run has one)
 
 ``manifest.json`` holds the step, the run's configuration, the optimizer's non-tensor state
 (its ``param_groups`` and scalar entries; its tensors are flattened into
@@ -124,13 +125,17 @@ def _plain(state: dict[str, Tensor]) -> dict[str, Tensor]:
 def save_checkpoint(ckpt_dir: str | os.PathLike[str], step: int, model: nn.Module, *,
                     ema: nn.Module | None = None, optimizer: torch.optim.Optimizer | None = None,
                     rng: dict[str, Tensor] | None = None, config: dict[str, Any] | None = None,
-                    keep: int = 2) -> Path:
-    """Write checkpoint ``step_<step>`` atomically under ``ckpt_dir``; returns its path."""
+                    keep: int = 2, objective: nn.Module | None = None) -> Path:
+    """Write checkpoint ``step_<step>`` atomically under ``ckpt_dir``; returns its path.
+
+    ``objective``: a trained loss module (learned loss weighting), saved as ``objective``."""
     ckpt_dir = Path(ckpt_dir)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     payloads: dict[str, bytes] = {"model": st_save(_plain(model.state_dict()))}
     if ema is not None:
         payloads["ema"] = st_save(_plain(ema.state_dict()))
+    if objective is not None:
+        payloads["objective"] = st_save(_plain(objective.state_dict()))
     meta = None
     if optimizer is not None:
         tensors, meta = _flatten_optimizer(optimizer.state_dict())

@@ -9,7 +9,8 @@ One step (``s`` counts from 0; ``G = world_size * batch_size``):
 2. ``t``, noise and the label-dropout mask for the global batch from the trainer's generator
    (seeded with ``seed``, saved in checkpoints), sliced per rank; then the coupling;
 3. labels dropped with probability ``label_dropout`` are replaced by ``NULL_LABEL``;
-4. loss (:class:`Objective`), backward, global gradient norm (clipped to ``clip_grad``);
+4. loss (:class:`Objective`, or the trainer's ``objective``), backward, global gradient norm
+   (clipped to ``clip_grad``);
    a non-finite loss or gradient raises :class:`InterpolantError` naming the step, before the
    optimizer step and before any checkpoint: nothing poisoned is saved;
 5. AdamW step with the warm-up learning rate, EMA update.
@@ -21,6 +22,15 @@ the run of ``2N`` steps on CPU. Resuming takes the newest checkpoint that verifi
 ``metrics.jsonl`` back to its step, so steps logged after it and before a kill are not
 logged twice. The progress line shows the CPU threads in use (``torch.get_num_threads()``),
 and every logged record holds them as ``threads``.
+
+Custom objectives: ``Trainer(..., objective=obj)`` replaces the built-in
+``Objective(path, target, density, weight)`` of the config by any callable
+``obj(net, x0, noise, t, cond) -> scalar loss``. Times come from ``obj.sample_time(n, generator)``
+when it has one, else from the config's density. If ``obj`` is an :class:`torch.nn.Module`
+(e.g. EDM2's learned uncertainty weighting), its parameters are optimised by the same AdamW
+with the network's (their gradients are averaged over ranks under DDP and clipped with the
+network's), and its ``state_dict`` is saved in every checkpoint (``objective.safetensors``) and
+restored on resume, so exact resume still holds.
 """
 
 from __future__ import annotations
@@ -30,6 +40,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -44,6 +55,8 @@ from .checkpoint import newest_valid, save_checkpoint, step_dirs
 from .config import TrainConfig, check_resumable
 from .ema import EMA
 from .objectives import Objective
+
+LossFn = Callable[..., Tensor]
 
 __all__ = ["Trainer", "TrainResult"]
 
@@ -86,21 +99,34 @@ def _check_data(data: Any, labels: Any, num_classes: int | None) -> tuple[Tensor
 
 
 class Trainer:
-    """``Trainer(model, path, data, labels=None, config=TrainConfig(...), run_dir=None)``.
+    """``Trainer(model, path, data, labels=None, config=TrainConfig(...), run_dir=None,
+    resume=False, objective=None)``.
 
     ``run_dir`` receives ``checkpoints/`` and ``metrics.jsonl``; ``resume=True`` continues from
     its latest checkpoint (if any). Use :meth:`step` for one step, :meth:`run` for the loop.
+    ``objective``: a callable ``(net, x0, noise, t, cond) -> scalar loss`` used instead of the
+    config's ``Objective(path, target, density, weight)``; it may expose
+    ``sample_time(n, generator)`` (else the config's density draws ``t``), and if it is an
+    ``nn.Module`` its parameters are trained and checkpointed with the network's.
     """
 
     def __init__(self, model: nn.Module, path: GaussianPath, data: Tensor,
                  labels: Tensor | None = None, config: TrainConfig | None = None,
-                 run_dir: str | Path | None = None, resume: bool = False) -> None:
+                 run_dir: str | Path | None = None, resume: bool = False,
+                 objective: LossFn | None = None) -> None:
         self.config = cfg = config or TrainConfig()
         model_classes = getattr(model, "config", {}).get("num_classes") if isinstance(
             getattr(model, "config", None), dict) else None
         num_classes = cfg.num_classes if cfg.num_classes is not None else model_classes
         self.data, self.labels = _check_data(data, labels, num_classes)
-        self.objective = Objective(path, cfg.target, cfg.density, cfg.weight)
+        builtin = Objective(path, cfg.target, cfg.density, cfg.weight)
+        if objective is not None and not callable(objective):
+            raise InterpolantError("objective must be a callable (net, x0, noise, t, cond) -> "
+                                   f"loss, got {type(objective).__name__}")
+        self.path = path
+        self.objective: LossFn = builtin if objective is None else objective
+        self.times = objective if callable(getattr(objective, "sample_time", None)) else builtin
+        self.loss_module = objective if isinstance(objective, nn.Module) else None
         self.coupling = couplings.get(cfg.coupling)
         distributed.setup()
         self.rank, self.world = distributed.rank_world()
@@ -114,7 +140,11 @@ class Trainer:
         if dtype is not None and self.data.dtype != dtype:
             self.data = self.data.to(dtype)
         self.net = distributed.wrap(model)
-        self.optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas,
+        self.params = list(model.parameters())
+        if self.loss_module is not None:
+            self.loss_module.to(self.device)
+            self.params += list(self.loss_module.parameters())
+        self.optimizer = torch.optim.AdamW(self.params, lr=cfg.lr, betas=cfg.betas,
                                            weight_decay=cfg.weight_decay)
         has_ema = cfg.ema_decay is not None or cfg.ema_halflife is not None
         self.ema = EMA(model, cfg.ema_decay, cfg.ema_halflife, cfg.ema_rampup) if has_ema else None
@@ -143,6 +173,15 @@ class Trainer:
             return
         check_resumable(ckpt.config.get("train", {}), self.config.to_json())
         self.module.load_state_dict(ckpt.tensors["model"])
+        saved_loss = ckpt.tensors.get("objective")
+        if (saved_loss is None) != (self.loss_module is None):
+            have = "holds" if saved_loss is not None else "lacks"
+            raise InterpolantError(f"cannot resume: checkpoint {ckpt.path} {have} the state of a "
+                                   "trained objective but this run "
+                                   f"{'has none' if self.loss_module is None else 'has one'}; "
+                                   "pass the same objective as the run that saved it")
+        if self.loss_module is not None:
+            self.loss_module.load_state_dict(saved_loss)
         if self.ema is not None:
             self.ema.load_state_dict(ckpt.tensors["ema"])
         self.optimizer.load_state_dict(ckpt.optimizer_state())
@@ -175,7 +214,8 @@ class Trainer:
         """Write a checkpoint of the current step (rank 0; no-op without ``run_dir``)."""
         path = None
         if self.ckpt_dir is not None and self.rank == 0:
-            config = {"train": self.config.to_json(), "path": repr(self.objective.path),
+            config = {"train": self.config.to_json(), "path": repr(self.path),
+                      "objective": repr(self.objective),
                       "model": getattr(self.module, "config", None), "world_size": self.world,
                       "arch": getattr(self.module, "arch", None),
                       "data_shape": list(self.data.shape[1:])}
@@ -183,6 +223,7 @@ class Trainer:
             path = save_checkpoint(self.ckpt_dir, self.step_count, self.module,
                                    ema=None if self.ema is None else self.ema.model,
                                    optimizer=self.optimizer, rng=rng, config=config,
+                                   objective=self.loss_module,
                                    keep=self.config.keep_checkpoints)
         distributed.barrier()
         return path
@@ -203,7 +244,7 @@ class Trainer:
         idx = self.batch_indices(s)
         x0 = self.data[idx].to(self.device)
         mine = slice(self.rank * cfg.batch_size, (self.rank + 1) * cfg.batch_size)
-        t = self.objective.sample_time(self.global_batch, g)[mine]
+        t = self.times.sample_time(self.global_batch, g)[mine]
         noise = torch.randn((self.global_batch, *x0.shape[1:]), generator=g,
                             dtype=x0.dtype)[mine].to(self.device)
         drop = torch.rand(self.global_batch, generator=g)[mine] < cfg.label_dropout
@@ -218,7 +259,11 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
             loss = self.objective(self.net, x0, noise, t.to(self.device), cond)
         loss.backward()
-        params = [p for p in self.module.parameters() if p.grad is not None]
+        if self.loss_module is not None:  # DDP averages only the network's gradients
+            for p in self.loss_module.parameters():
+                if p.grad is not None:
+                    p.grad.copy_(distributed.all_mean(p.grad))
+        params = [p for p in self.params if p.grad is not None]
         max_norm = cfg.clip_grad if cfg.clip_grad is not None else float("inf")
         grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
         mean_loss = distributed.all_mean(loss.detach())

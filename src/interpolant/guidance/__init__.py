@@ -18,7 +18,8 @@ counts network evaluations in ``g.nfe`` (a batched two-branch call counts 2; see
 - :class:`MultiDiffusion` (Bar-Tal et al. 2023): canvases larger than the model;
   :class:`Anagram` (Geng et al. 2024): one sample, a different class under each view.
 - :class:`SuperDiffOR` (Skreta et al. 2025): the mixture of several models, weighted by their
-  log-densities from the Itô density estimator.
+  log-densities from the Itô density estimator; :func:`superdiff_and`, their AND (equal
+  log-densities), a sampler of its own.
 """
 
 from .adaptive import AdaptiveCFG
@@ -32,6 +33,7 @@ from .linear_ag import LinearAG
 from .loss import LossGuidance
 from .multidiffusion import MultiDiffusion
 from .superdiff import SuperDiffOR
+from .superdiff_and import superdiff_and
 
 __all__ = [
     "AdaptiveCFG",
@@ -46,6 +48,7 @@ __all__ = [
     "MultiDiffusion",
     "NoiseAwareClassifier",
     "SuperDiffOR",
+    "superdiff_and",
     "cfg_combine",
     "class_grad",
     "train_classifier",

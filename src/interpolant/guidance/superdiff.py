@@ -22,7 +22,8 @@ Gaussian path; its error is ``O(sqrt(dt))`` along a path).
 evaluate once per step at the state, with the path's natural noise (``euler-maruyama`` with
 ``diffusion=1``, ``ddpm``), and it keeps the running log-densities between calls (a call at a
 larger ``t`` or another batch size starts a new run). The AND superposition, which solves for
-``kappa`` given the step's noise, needs the sampler's noise and is not here.
+``kappa`` given the step's noise, needs the sampler's noise: it is its own sampler,
+:func:`interpolant.guidance.superdiff_and.superdiff_and`.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from torch import Tensor
 from ..errors import InterpolantError
 from .base import Guided, new_run
 
-__all__ = ["SuperDiffOR"]
+__all__ = ["SuperDiffOR", "ito_increment"]
 
 
 class SuperDiffOR(Guided):
@@ -92,12 +93,18 @@ class SuperDiffOR(Guided):
         return self.initial.to(device=x.device, dtype=torch.float64)
 
     def _increment(self, t_a: float, x_a: Tensor, s_a: Tensor, t_b: float, x_b: Tensor) -> Tensor:
-        """The Itô step of every model's ``log q`` (module formula), shape ``(B, M)``."""
-        a, s, da, ds = self.path.scalars(t_a)
-        f = da / a
-        g2 = 2.0 * s * ds - 2.0 * s * s * f
-        dims = tuple(range(2, s_a.ndim))
-        flat_dim = x_a[0].numel()
-        drift = (-f * flat_dim - f * (x_a * s_a).sum(dims) + 0.5 * g2 * (s_a * s_a).sum(dims))
-        change = (s_a * (x_b - x_a)).sum(dims)
-        return (drift * (t_b - t_a) + change).T.to(torch.float64)
+        return ito_increment(self.path, t_a, x_a, s_a, t_b, x_b)
+
+
+def ito_increment(path: Any, t_a: float, x_a: Tensor, s_a: Tensor, t_b: float,
+                  x_b: Tensor) -> Tensor:
+    """The Itô step of every model's ``log q`` (module formula) from ``(x_a, t_a)`` to
+    ``(x_b, t_b)`` with the scores ``s_a`` ``(M, B, ...)`` at ``(x_a, t_a)``; shape ``(B, M)``."""
+    a, s, da, ds = path.scalars(t_a)
+    f = da / a
+    g2 = 2.0 * s * ds - 2.0 * s * s * f
+    dims = tuple(range(2, s_a.ndim))
+    flat_dim = x_a[0].numel()
+    drift = (-f * flat_dim - f * (x_a * s_a).sum(dims) + 0.5 * g2 * (s_a * s_a).sum(dims))
+    change = (s_a * (x_b - x_a)).sum(dims)
+    return (drift * (t_b - t_a) + change).T.to(torch.float64)

@@ -38,7 +38,8 @@ LAM_MAX = -math.log(0.002)
 
 NAMES = ("uniform", "quadratic", "logsnr", "karras")
 
-__all__ = ["NAMES", "LAM_MIN", "LAM_MAX", "make", "between", "check", "available"]
+__all__ = ["NAMES", "LAM_MIN", "LAM_MAX", "make", "between", "check", "available", "shift",
+           "resolution_shift"]
 
 
 def available() -> list[str]:
@@ -170,3 +171,25 @@ def check(ts: Tensor, increasing: bool = False) -> Tensor:
             f"t[{bad}]={ts[bad].item():.6g} is followed by t[{bad + 1}]={ts[bad + 1].item():.6g}"
         )
     return ts
+
+
+def shift(t: Tensor | float, k: float) -> Tensor | float:
+    """The time shift ``t' = k t / (1 + (k - 1) t)`` (Esser et al. 2024, SD3, sec. 5.3.2).
+
+    A monotone bijection of ``[0, 1]`` fixing both ends; ``k > 1`` moves times towards noise.
+    On the rectified-flow path it scales the noise level ``sigma / alpha = t / (1 - t)`` by
+    ``k``, i.e. ``lam(t') = lam(t) - log k``. It shifts a training density (a density of
+    :mod:`interpolant.training.densities` with ``:shift=k``) or a sampling grid
+    (``grid=grids.shift(grids.make(...), k)``); diffusers calls ``k`` its ``shift``.
+    """
+    if isinstance(k, bool) or not (isinstance(k, (int, float)) and math.isfinite(k) and k > 0):
+        raise InterpolantError(f"the time shift k must be a positive number, got {k!r}")
+    return k * t / (1 + (k - 1) * t)
+
+
+def resolution_shift(m: float, n: float) -> float:
+    """SD3's resolution-dependent shift ``k = sqrt(m / n)``: training or sampling ``m``
+    pixels (or tokens) with a schedule tuned for ``n`` keeps the per-pixel signal-to-noise."""
+    if not (m > 0 and n > 0):
+        raise InterpolantError(f"resolution_shift needs positive sizes m, n, got {m}, {n}")
+    return math.sqrt(m / n)

@@ -206,7 +206,7 @@ def test_densities_match_their_distributions():
 def test_unknown_names_and_bad_callables_are_refused():
     path = ip.paths.VPLinear()
     for kwargs, word in (({"target": "noise"}, "target"), ({"density": "cosine"}, "density"),
-                         ({"weight": "p2"}, "weight")):
+                         ({"weight": "p7"}, "weight")):
         with pytest.raises(InterpolantError, match=f"unknown.*{word}.*choose one of"):
             Objective(path, **kwargs)
     bad = Objective(path, density=lambda n, g, p: torch.full((n,), 1.5))

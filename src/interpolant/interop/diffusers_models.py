@@ -43,6 +43,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .. import grids
 from ..errors import InterpolantError, unknown_name
 from ..labels import NULL_LABEL
 from ..paths import GaussianPath, Linear, VPDiscrete
@@ -216,9 +217,7 @@ def load_diffusers(directory: str | os.PathLike[str]) -> Denoiser:
 def shift_time(s: Tensor | float, shift: float) -> Tensor | float:
     """diffusers' timestep shift ``sigma = shift s / (1 + (shift - 1) s)`` (SD3, Esser et al.
     2024): maps evenly spaced ``s`` to the flow-matching times (our ``t``) it samples at."""
-    if not (isinstance(shift, (int, float)) and math.isfinite(shift) and shift > 0):
-        raise InterpolantError(f"shift must be a positive number, got {shift!r}")
-    return shift * s / (1 + (shift - 1) * s)
+    return grids.shift(s, shift)
 
 
 def diffusers_grid(scheduler: Any, steps: int | None = None) -> Tensor:

@@ -14,12 +14,23 @@ Every density is a callable ``density(n, generator, path) -> Tensor`` of ``n`` f
   so the density works on every Gaussian path, not only on VE/EDM. Noise levels the path cannot
   reach (``lam`` outside ``[lam(1), lam(t_min)]``) are excluded by sampling the *truncated* normal by
   inversion: ``u ~ U[Phi(a), Phi(b)]``, ``ln sigma_e = P_mean + P_std Phi^{-1}(u)``.
+* ``mode`` / ``mode-<s>``: SD3's mode sampling with heavy tails (Esser et al. 2024, eq. 20):
+  ``t = f(u; s) = 1 - u - s (cos^2(pi u / 2) - 1 + u)``, ``u ~ U[0, 1]``; ``s = 1.29`` by
+  default (their best), ``s = 0`` is uniform, ``s`` in ``[-1, 2 / (pi - 2)]`` keeps ``f``
+  monotone; ``s > 0`` favours the middle times.
+* ``cosmap``: SD3's CosMap (eq. 21), ``t = 1 - 1 / (tan(pi u / 2) + 1)``, of density
+  ``2 / (pi - 2 pi t + 2 pi t^2)``: the cosine schedule's log-SNR put on rectified flow.
+* ``<name>:shift=<k>`` (any density): times moved by SD3's resolution-dependent shift
+  ``t' = k t / (1 + (k - 1) t)`` (:func:`interpolant.grids.shift`; ``k = sqrt(m / n)`` from
+  :func:`interpolant.grids.resolution_shift` for ``m`` pixels against a base of ``n``), e.g.
+  ``logit-normal:shift=3``. :class:`Shifted` wraps a density object.
 * a user callable with the same signature.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -27,11 +38,13 @@ import torch
 from torch import Tensor
 
 from ..errors import InterpolantError, unknown_name
+from ..grids import shift as _shift
 from ..paths import GaussianPath
 
 Density = Callable[[int, "torch.Generator | None", GaussianPath], Tensor]
 
-__all__ = ["Density", "Uniform", "LogitNormal", "EDMLogNormal", "available", "get"]
+__all__ = ["Density", "Uniform", "LogitNormal", "EDMLogNormal", "ModeSampling", "CosMap",
+           "Shifted", "available", "get"]
 
 
 def _check_n(n: int) -> None:
@@ -113,24 +126,85 @@ class EDMLogNormal:
         return path.t_of_lam(-log_sigma).clamp(float(path.t_min), float(path.t_max))
 
 
+@dataclass(frozen=True)
+class ModeSampling:
+    """``t = 1 - u - s (cos^2(pi u / 2) - 1 + u)``, ``u ~ U[0, 1]`` (SD3's mode sampling)."""
+
+    s: float = 1.29
+
+    def __post_init__(self) -> None:
+        if not -1.0 <= self.s <= 2.0 / (math.pi - 2.0):
+            raise InterpolantError(f"mode sampling needs -1 <= s <= 2 / (pi - 2) = 1.7519 "
+                                   f"(else t = f(u) is not monotone), got s = {self.s}")
+
+    def __call__(self, n: int, generator: torch.Generator | None, path: GaussianPath) -> Tensor:
+        _check_n(n)
+        u = torch.rand(n, generator=generator, dtype=torch.float64)
+        t = 1.0 - u - self.s * (torch.cos(0.5 * math.pi * u) ** 2 - 1.0 + u)
+        return t.clamp(0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class CosMap:
+    """``t = 1 - 1 / (tan(pi u / 2) + 1)``, ``u ~ U[0, 1]`` (SD3's CosMap)."""
+
+    def __call__(self, n: int, generator: torch.Generator | None, path: GaussianPath) -> Tensor:
+        _check_n(n)
+        u = torch.rand(n, generator=generator, dtype=torch.float64)
+        return (1.0 - 1.0 / (torch.tan(0.5 * math.pi * u) + 1.0)).clamp(0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class Shifted:
+    """``density``'s times moved by ``t' = k t / (1 + (k - 1) t)`` (SD3's time shift),
+    kept in the path's ``[t_min, t_max]``."""
+
+    density: Density
+    k: float
+
+    def __post_init__(self) -> None:
+        _shift(0.5, self.k)  # validates k
+
+    def __call__(self, n: int, generator: torch.Generator | None, path: GaussianPath) -> Tensor:
+        t = draw(self.density, n, generator, path)
+        return _shift(t, self.k).clamp(float(path.t_min), float(path.t_max))
+
+
 _DENSITIES: dict[str, Callable[[], Density]] = {
     "uniform": Uniform,
     "logit-normal": LogitNormal,
     "edm": EDMLogNormal,
+    "mode": ModeSampling,
+    "cosmap": CosMap,
 }
 
 
 def available() -> list[str]:
-    """Names accepted by :func:`get`."""
-    return sorted(_DENSITIES)
+    """Names accepted by :func:`get` (``mode-<s>`` sets s; ``<name>:shift=<k>`` shifts any)."""
+    return sorted([*_DENSITIES, "mode-<s>", "<name>:shift=<k>"])
+
+
+def _by_name(density: str) -> Density:
+    base, sep, shift = density.partition(":shift=")
+    if sep:
+        try:
+            k = float(shift)
+        except ValueError:
+            raise InterpolantError(f"time density {density!r}: the shift must be a number, "
+                                   f"e.g. {base}:shift=3") from None
+        return Shifted(_by_name(base), k)
+    mode = re.fullmatch(r"mode-(-?\d+(?:\.\d+)?)", density)
+    if mode:
+        return ModeSampling(float(mode.group(1)))
+    if density not in _DENSITIES:
+        raise unknown_name("time density", density, available())
+    return _DENSITIES[density]()
 
 
 def get(density: str | Density) -> Density:
     """A density by name, or a user callable ``(n, generator, path) -> (n,) times`` as is."""
     if isinstance(density, str):
-        if density not in _DENSITIES:
-            raise unknown_name("time density", density, available())
-        return _DENSITIES[density]()
+        return _by_name(density)
     if callable(density):
         return density
     raise InterpolantError(f"density must be a name or a callable, got {type(density).__name__}")

@@ -22,6 +22,11 @@ Weights (``snr = alpha^2 / sigma^2``, ``sigma_e = sigma / alpha`` the VE noise l
 * ``min-snr`` / ``min-snr-<gamma>``: ``w_x0 = min(snr, gamma)``, gamma 5 by default
   (Hang et al. 2023, "Efficient diffusion training via Min-SNR weighting"). On VP paths this
   gives their ``min(snr, gamma) / snr`` for eps and ``min(snr, gamma) / (snr + 1)`` for v.
+* ``p2`` / ``p2-<gamma>``: perception-prioritised weighting (Choi et al. 2022, eq. 8),
+  ``lambda'(t) = lambda(t) / (k + snr)^gamma`` on their eps-MSE (``lambda = 1`` in eps-space,
+  i.e. ``w_x0 = snr``): ``w_x0 = snr / (k + snr)^gamma``, ``k = 1``, ``gamma = 1`` by default
+  (their 0.5 and 1); ``gamma = 0`` is the eps-MSE. It down-weights the clean, high-SNR
+  times, where only imperceptible detail is learned.
 * ``edm``: ``w_x0 = (sigma_e^2 + sd^2) / (sigma_e sd)^2`` (Karras et al. 2022, eq. 8 and
   Table 1), ``sd = sigma_data`` (0.5, or the path's ``sigma_data``).
 * a callable ``(alpha, sigma) -> w_x0`` on float64 ``(B,)`` tensors.
@@ -40,7 +45,7 @@ from ..errors import InterpolantError, unknown_name
 from ..paths import GaussianPath
 from ..predictions import TARGETS, hub_coefficients
 
-__all__ = ["Weight", "UniformWeight", "SNR", "SNRPlusOne", "MinSNR", "EDMWeight",
+__all__ = ["Weight", "UniformWeight", "SNR", "SNRPlusOne", "MinSNR", "P2", "EDMWeight",
            "conversion_factor", "available", "get", "target_weight"]
 
 _TINY = 1e-100  # keeps alpha, sigma away from 0 in float64 (weights stay exact elsewhere)
@@ -102,6 +107,23 @@ class MinSNR(Weight):
 
 
 @dataclass(frozen=True)
+class P2(Weight):
+    """``w_x0 = snr / (k + snr)^gamma`` (Choi et al. 2022, P2 weighting of the eps-MSE)."""
+
+    gamma: float = 1.0
+    k: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not (self.gamma >= 0 and self.k > 0):
+            raise InterpolantError(f"p2 needs gamma >= 0 and k > 0, got gamma = {self.gamma}, "
+                                   f"k = {self.k}")
+
+    def x0_weight(self, a: Tensor, s: Tensor) -> Tensor:
+        snr = (a / s) ** 2
+        return snr / (self.k + snr) ** self.gamma
+
+
+@dataclass(frozen=True)
 class EDMWeight(Weight):
     """``w_x0 = (sigma_e^2 + sd^2) / (sigma_e sd)^2``, ``sigma_e = sigma / alpha`` (EDM)."""
 
@@ -131,7 +153,7 @@ class _CallableWeight(Weight):
 
 def available() -> list[str]:
     """Names accepted by :func:`get` (``min-snr-<gamma>`` sets gamma, e.g. ``min-snr-1``)."""
-    return ["edm", "min-snr", "min-snr-<gamma>", "snr", "snr+1", "uniform"]
+    return ["edm", "min-snr", "min-snr-<gamma>", "p2", "p2-<gamma>", "snr", "snr+1", "uniform"]
 
 
 def get(weight: str | Weight | Callable[[Tensor, Tensor], Tensor],
@@ -143,6 +165,9 @@ def get(weight: str | Weight | Callable[[Tensor, Tensor], Tensor],
         match = re.fullmatch(r"min-snr(?:-gamma)?(?:-([0-9.]+))?", weight)
         if match:
             return MinSNR(float(match.group(1))) if match.group(1) else MinSNR()
+        match = re.fullmatch(r"p2(?:-(\d+(?:\.\d+)?))?", weight)
+        if match:
+            return P2(float(match.group(1))) if match.group(1) else P2()
         if weight == "edm":
             return EDMWeight(float(getattr(path, "sigma_data", 0.5)))
         simple = {"uniform": UniformWeight, "snr": SNR, "snr+1": SNRPlusOne}

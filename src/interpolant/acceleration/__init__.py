@@ -15,7 +15,7 @@ Every method wraps (DESIGN.md: acceleration wraps a denoiser, it does not patch 
 
 from ._wrap import network_of, rewrap, step_errors
 from .cache import BlockCacheDiT, CacheSchedule, DeepCacheUNet
-from .compile import CastNetwork, CompiledNetwork, accelerate, compile_network
+from .compile import CastNetwork, CompiledNetwork, accelerate, compile_network, quantization
 from .quantize import calibration_inputs, fake_quantize, quantize_int8, round_to_bits
 from .search import DEFAULT_CANDIDATES, SearchResult, search
 from .statistics import model_statistics
@@ -23,6 +23,6 @@ from .statistics import model_statistics
 __all__ = [
     "BlockCacheDiT", "CacheSchedule", "CastNetwork", "CompiledNetwork", "DEFAULT_CANDIDATES",
     "DeepCacheUNet", "SearchResult", "accelerate", "calibration_inputs", "compile_network",
-    "fake_quantize", "model_statistics", "network_of", "quantize_int8", "rewrap", "round_to_bits",
-    "search", "step_errors",
+    "fake_quantize", "model_statistics", "network_of", "quantization", "quantize_int8", "rewrap",
+    "round_to_bits", "search", "step_errors",
 ]

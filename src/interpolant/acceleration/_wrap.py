@@ -6,11 +6,26 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..errors import InterpolantError
 from ..predictions import Denoiser
 from ..solvers import sample
+
+
+class Wrapper(nn.Module):
+    """A module around a network ``self.net`` whose unknown attributes are the network's (a
+    run's ``config`` with its ``num_classes``, a U-Net's ``levels`` and ``forward_cached``), so
+    that an accelerated network answers what the plain one did."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            inner = self.__dict__["_modules"].get("net")
+            if inner is None:
+                raise
+            return getattr(inner, name)
 
 
 def network_of(denoiser: Any) -> Any:

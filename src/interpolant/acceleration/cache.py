@@ -28,6 +28,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from ..errors import InterpolantError
+from ._wrap import Wrapper
 
 
 class CacheSchedule:
@@ -57,7 +58,7 @@ class CacheSchedule:
         return k % self.interval == 0
 
 
-class DeepCacheUNet(nn.Module):
+class DeepCacheUNet(Wrapper):
     """DeepCache around a U-Net with ``forward(..., return_features=True)`` and
     ``forward_cached`` (:class:`interpolant.models.UNet`); called as ``net(x, t, cond)``."""
 
@@ -107,7 +108,7 @@ def _shallow(module: nn.Module, **replace: nn.Module) -> nn.Module:
     return clone
 
 
-class BlockCacheDiT(nn.Module):
+class BlockCacheDiT(Wrapper):
     """FORA-style block caching around a DiT-like network: ``net.blocks`` whose items have
     ``attn`` and ``mlp`` layers (:class:`interpolant.models.DiT`). ``blocks``: the indices of
     the cached blocks (default all)."""

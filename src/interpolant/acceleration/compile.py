@@ -19,14 +19,14 @@ from torch import Tensor, nn
 
 from ..errors import InterpolantError
 from ..network import call_network, takes_cond
-from ._wrap import network_of, rewrap
+from ._wrap import Wrapper, network_of, rewrap
 from .cache import BlockCacheDiT, DeepCacheUNet
-from .quantize import fake_quantize, quantize_int8
+from .quantize import check_bits, fake_quantize, quantize_int8
 
 CACHES = ("deepcache", "block")
 
 
-class CompiledNetwork(nn.Module):
+class CompiledNetwork(Wrapper):
     """``torch.compile(net)`` with the plain ``net`` as fallback (see the module docstring).
     Other attributes (``forward_cached``, ``levels``, ...) are the plain network's."""
 
@@ -52,12 +52,6 @@ class CompiledNetwork(nn.Module):
                 self._fail(err)
         return self.net(*args, **kwargs)
 
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            return getattr(self._modules["net"], name)
-
 
 def compile_network(net: nn.Module, **compile_options: Any) -> CompiledNetwork:
     """``torch.compile`` with a fallback (``compile_options`` go to ``torch.compile``)."""
@@ -77,6 +71,12 @@ class CastNetwork:
     def __call__(self, x: Tensor, t: Tensor, cond: Any = None) -> Tensor:
         out = call_network(self.net, self._with_cond, x.to(self.dtype), t.to(self.dtype), cond)
         return out.to(x.dtype)
+
+    def __getattr__(self, name: str) -> Any:  # the network's attributes (config, levels, ...)
+        inner = self.__dict__.get("net")
+        if inner is None:
+            raise AttributeError(name)
+        return getattr(inner, name)
 
 
 def accelerate(
@@ -125,13 +125,14 @@ def accelerate(
     return rewrap(denoiser, net)
 
 
-def _quantized(net: nn.Module, mode: str, calibration: list | None) -> nn.Module:
-    if mode == "int8":
-        return quantize_int8(net)
+def quantization(mode: Any) -> tuple[int | None, bool]:
+    """``(bits, activations)`` of a ``quantize`` mode of :func:`accelerate`: ``(None, False)``
+    for the int8 kernels; refuses a mode with no kernels or an unknown one."""
     text = str(mode)
+    if text == "int8":
+        return None, False
     if text.startswith("fake") and text[4:].rstrip("a").isdigit():
-        return fake_quantize(net, int(text[4:].rstrip("a")), activations=text.endswith("a"),
-                             calibration=calibration)
+        return check_bits(int(text[4:].rstrip("a"))), text.endswith("a")
     if text.startswith("int") and text[3:].isdigit():
         raise InterpolantError(
             f"no {text} kernels: PyTorch's CPU kernels are int8 only; use quantize='int8', or "
@@ -139,3 +140,10 @@ def _quantized(net: nn.Module, mode: str, calibration: list | None) -> nn.Module
         )
     raise InterpolantError(f"unknown quantization {mode!r}; use 'int8', 'fake<bits>' or "
                            "'fake<bits>a' (e.g. 'fake8', 'fake4a')")
+
+
+def _quantized(net: nn.Module, mode: str, calibration: list | None) -> nn.Module:
+    bits, activations = quantization(mode)
+    if bits is None:
+        return quantize_int8(net)
+    return fake_quantize(net, bits, activations=activations, calibration=calibration)

@@ -33,7 +33,7 @@ LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 Calibration = list[tuple[Tensor, Tensor, Any]]
 
 
-def _check_bits(bits: Any) -> int:
+def check_bits(bits: Any) -> int:
     if isinstance(bits, bool) or not isinstance(bits, int) or not 2 <= bits <= 32:
         raise InterpolantError(f"fake quantization takes 2 to 32 bits, got {bits!r}")
     return bits
@@ -75,7 +75,7 @@ def fake_quantize(net: nn.Module, bits: int = 8, *, activations: bool = False,
                   calibration: Calibration | None = None, per_channel: bool = True) -> nn.Module:
     """A copy of ``net`` with fake-quantized weights (and layer inputs with ``activations``,
     whose ranges come from ``calibration``, see :func:`calibration_inputs`)."""
-    bits = _check_bits(bits)
+    bits = check_bits(bits)
     layers = [m for m in net.modules() if isinstance(m, LAYERS)]
     if not layers:
         raise InterpolantError(f"{type(net).__name__} has no Linear or Conv layers to quantize")

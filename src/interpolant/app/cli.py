@@ -1,4 +1,4 @@
-"""The ``interpolant`` command: train, sample, eval, report, bench, demo, restore, edit.
+"""The ``interpolant`` command: train, sample, eval, report, bench, demo, restore, edit, tune.
 
 ``interpolant demo`` runs the digits demo; ``interpolant demo NAME`` another one of
 :mod:`.demos` (``--list``).
@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 from ..bench import NAMES as BENCHMARKS
 from ..errors import InterpolantError
 from .options import add_guidance_options, add_restore_edit_parsers
+from .tune import add_parser as add_tune_parser, add_sample_options, run as _tune
 
 if TYPE_CHECKING:
     from .runs import TrainedRun
@@ -72,14 +73,15 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sample", formatter_class=fmt, help="draw samples from a trained run")
     p.add_argument("--run-dir", required=True, type=Path)
-    p.add_argument("--solver", default="dpm++2m", help="solver name (see `interpolant "
-                   "solvers`)")
+    p.add_argument("--solver", help="solver name (see `interpolant solvers`), or tuned; default: "
+                   "the run's tuned choice for --nfe (`interpolant tune`), else dpm++2m")
     p.add_argument("--nfe", type=int, default=10, help="network evaluations budget")
     p.add_argument("--n", type=int, default=100, help="number of samples")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, help="picture, .png or .jpg, or a folder for "
                    "SOLVER_NFE.png (default RUN/samples/SOLVER_NFE.png)")
     add_guidance_options(p)
+    add_sample_options(p)
 
     p = sub.add_parser("eval", formatter_class=fmt,
                        help="sample with several solvers and NFE budgets and measure quality")
@@ -111,6 +113,7 @@ def _parser() -> argparse.ArgumentParser:
                    "this process may use)")
 
     add_restore_edit_parsers(sub, fmt)
+    add_tune_parser(sub, fmt)
 
     sub.add_parser("solvers", help="list the solver names")
     return top
@@ -144,22 +147,27 @@ def _sample(args: argparse.Namespace) -> int:
     from ..images import check_picture_name
     from safetensors.torch import save_file
 
+    from .tune import accelerated, check_sample_options
+
+    tuned = check_sample_options(args)  # names the solver; a tuned grid and options
     check_solvers([args.solver])
     check_count(args.n)
     check_budgets([args.nfe])
     if args.out is not None and not args.out.is_dir():
         check_picture_name(args.out)
     run = load_trained(args.run_dir)
+    run.denoiser = accelerated(args, run)
     if args.label is not None or args.guidance is not None:
         from .commands import sample_guided
 
         _say_skipped(run)
         return sample_guided(args, run)
-    plan_steps(args.solver, args.nfe, run.denoiser.path)
+    if not tuned:
+        plan_steps(args.solver, args.nfe, run.denoiser.path)
     _say_skipped(run)
     classes = getattr(run.denoiser.model, "config", {}).get("num_classes")
     samples, nfe, steps, seconds = draw(run.denoiser, args.solver, args.nfe, args.n, args.seed,
-                                        run.shape, classes)
+                                        run.shape, classes, **tuned)
     out = args.out or args.run_dir / "samples"
     if out.is_dir() or args.out is None:
         out = out / f"{args.solver}_{nfe}.png"
@@ -266,7 +274,7 @@ def _in_commands(name: str) -> Callable[[argparse.Namespace], int]:
 
 COMMANDS = {"train": _train, "sample": _sample, "eval": _eval, "report": _report,
             "bench": _bench, "demo": _demo, "solvers": _solvers,
-            "restore": _in_commands("restore"), "edit": _in_commands("edit")}
+            "restore": _in_commands("restore"), "edit": _in_commands("edit"), "tune": _tune}
 
 
 # Commands that run long enough for the OpenMP waiting policy to matter.

@@ -133,14 +133,16 @@ def generators(seed: int, n: int) -> list[torch.Generator]:
 
 
 def draw(den: Denoiser, solver: str, budget: int, n: int, seed: int, shape: tuple[int, ...],
-         num_classes: int | None, labels: Tensor | None = None) -> Draw:
+         num_classes: int | None, labels: Tensor | None = None, grid: Tensor | None = None,
+         **options: Any) -> Draw:
     """``n`` samples with ``solver`` within ``budget`` NFE.
 
     Class-conditional networks get ``labels`` (int64 ``(n,)``), by default ``0, 1, ..., K-1``
-    in turn.
+    in turn. An explicit ``grid`` with the solver's ``options`` (a tuned choice) replaces
+    the planned steps; the budget still guards the run.
     """
     check_count(n)
-    steps = plan_steps(solver, budget, den.path)
+    steps = plan_steps(solver, budget, den.path) if grid is None else grid.numel() - 1
     gens = generators(seed, n)
     sigma = float(den.path.sigma(1.0))
     x1 = torch.stack([torch.randn(shape, generator=g) for g in gens]) * sigma
@@ -150,7 +152,8 @@ def draw(den: Denoiser, solver: str, budget: int, n: int, seed: int, shape: tupl
     start = time.perf_counter()
     state = None
     with torch.no_grad():
-        for state in trajectory(guarded, x1, solver, steps, cond=labels, generator=gens):
+        for state in trajectory(guarded, x1, solver, steps, grid=grid, cond=labels,
+                                generator=gens, **options):
             pass
     assert state is not None
     return Draw(state.x, int(state.nfe), steps, time.perf_counter() - start)

@@ -20,9 +20,12 @@ counts network evaluations in ``g.nfe`` (a batched two-branch call counts 2; see
 - :class:`SuperDiffOR` (Skreta et al. 2025): the mixture of several models, weighted by their
   log-densities from the Itô density estimator; :func:`superdiff_and`, their AND (equal
   log-densities), a sampler of its own.
+- :func:`amdm` (Yue et al. 2024): several conditional models' runs merged by spherical
+  aggregation and pulled back by a manifold step.
 """
 
 from .adaptive import AdaptiveCFG
+from .amdm import amdm
 from .anagrams import Anagram, view_permutation
 from .auto import AutoGuidance
 from .base import Guided
@@ -37,6 +40,7 @@ from .superdiff_and import superdiff_and
 
 __all__ = [
     "AdaptiveCFG",
+    "amdm",
     "Anagram",
     "AutoGuidance",
     "CFG",

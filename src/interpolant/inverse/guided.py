@@ -32,6 +32,7 @@ from torch import Tensor
 from ..errors import InterpolantError
 from ..guidance.base import Guided
 from ..paths import GaussianPath
+from ..predictions import _TINY as NOISE_END
 from .operators import RCOND, Operator, as_tensor64, positive_float
 from .posterior import check_sigma_y
 
@@ -106,15 +107,25 @@ class MeasurementGuided(Guided):
     def pulled_back(self, x: Tensor, t: float, cond: Any,
                     direction: Callable[[Tensor], Tensor]) -> tuple[Tensor, Tensor]:
         """``x0^(x_t)`` and ``(s^2 / a) J^T v`` with ``J = d x0^ / d x_t`` and ``v =
-        direction(x0^)`` (a vector-Jacobian product through the denoiser)."""
+        direction(x0^)`` (a vector-Jacobian product through the denoiser).
+
+        By Tweedie, ``(s^2 / a) J = Cov[x0 | x_t]``: finite, but at the noise end (``alpha(t) <
+        1e-8 sigma(t)``, e.g. ``t = 1`` on the cosine path, where ``alpha = 6e-17``) it is the
+        ratio of two vanishing numbers. An exact denoiser has ``J = O(alpha)`` there; a trained
+        one keeps the Jacobian it has just below the noise end, so ``s^2 / a`` multiplies it by
+        ~1e16. There the product is its limit under the methods' own covariance model
+        ``Cov[x0 | x_t] = r_t^2 I`` (exact for an isotropic Gaussian prior): ``r_1^2 v =
+        data_var v``, with no backward pass."""
+        a, s = self.path.alpha(t), self.path.sigma(t)
+        if abs(a) < NOISE_END * s:
+            x0 = self._eval(self.den, x, t, cond, "x0")
+            return x0, self.r2(t) * direction(x0)
         with torch.inference_mode(False), torch.enable_grad():
             xg = x.detach().clone().requires_grad_(True)
             x0 = self._eval(self.den, xg, t, cond, "x0")
             v = direction(x0.detach())
             (g,) = torch.autograd.grad(x0, xg, grad_outputs=v)
-        a, s = self.path.alpha(t), self.path.sigma(t)
-        scale = s * s / a if a > 0 else 0.0  # at alpha = 0, x_t says nothing about x0
-        return x0.detach(), g * scale
+        return x0.detach(), g * (s * s / a)
 
 
 class DPS(MeasurementGuided):
@@ -130,12 +141,14 @@ class DPS(MeasurementGuided):
     gradient where the residual has its expected size ``sigma_y sqrt(m)``, bounded where it is
     larger; pass ``zeta`` when ``sigma_y = 0``. The paper takes its step in ``x`` after each
     DDPM step; here it is a score term, so the result does not depend on the grid, and the
-    paper's values of ``zeta`` do not carry over.
+    paper's values of ``zeta`` do not carry over. ``data_var`` (the prior's variance per
+    coordinate) serves only at the noise end (see :meth:`MeasurementGuided.pulled_back`).
     """
 
     def __init__(self, den: Any, op: Operator, y: Tensor, sigma_y: float,
-                 zeta: float | None = None, gaussian_likelihood: bool = False) -> None:
-        super().__init__(den, op, y, sigma_y)
+                 zeta: float | None = None, gaussian_likelihood: bool = False,
+                 data_var: float = 1.0) -> None:
+        super().__init__(den, op, y, sigma_y, data_var)
         if self.sigma_y == 0 and (zeta is None or gaussian_likelihood):
             raise InterpolantError("DPS with sigma_y = 0 needs a step size: pass zeta=...")
         self.gaussian_likelihood = bool(gaussian_likelihood)

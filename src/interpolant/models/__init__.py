@@ -1,6 +1,7 @@
 """Reference networks: every one is called as ``model(x, t, cond=None)``.
 
-- ``x``: ``(B, D)`` for :class:`MLP`, ``(B, C, H, W)`` for :class:`UNet` and :class:`DiT`,
+- ``x``: ``(B, D)`` for :class:`MLP`, ``(B, C, H, W)`` for :class:`UNet`, :class:`EDM2UNet`
+  (magnitude-preserving, EDM2) and :class:`DiT`,
   ``(B, C, L)`` for :class:`TemporalUNet`; int64 tokens ``(B, L)`` for
   :class:`TokenTransformer` (which returns logits ``(B, L, K)``);
 - ``t``: floating tensor of shape ``(B,)`` in ``[0, 1]`` (``t = 0`` data, ``t = 1`` noise);
@@ -31,6 +32,7 @@ from ..errors import unknown_name
 from .base import ReferenceNet
 from .embeddings import TIME_SCALE, LabelEmbedding, TimeEmbedding, sinusoidal_embedding
 from .dit import DiT
+from .edm2 import EDM2UNet
 from .mlp import MLP
 from .temporal import TemporalUNet
 from .tokens import TokenTransformer
@@ -38,6 +40,7 @@ from .unet import UNet
 
 __all__ = [
     "DiT",
+    "EDM2UNet",
     "MLP",
     "TIME_SCALE",
     "LabelEmbedding",
@@ -53,7 +56,7 @@ __all__ = [
 ]
 
 _REGISTRY: dict[str, type[ReferenceNet]] = {
-    "dit": DiT, "mlp": MLP, "temporal": TemporalUNet, "tokens": TokenTransformer, "unet": UNet,
+    "dit": DiT, "edm2": EDM2UNet, "mlp": MLP, "temporal": TemporalUNet, "tokens": TokenTransformer, "unet": UNet,
 }
 
 

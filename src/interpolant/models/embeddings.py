@@ -30,6 +30,7 @@ __all__ = [
     "LabelEmbedding",
     "TimeEmbedding",
     "check_time",
+    "label_index",
     "labels_from_cond",
     "sinusoidal_embedding",
 ]
@@ -72,14 +73,18 @@ class LabelEmbedding(nn.Module):
         self.table = nn.Embedding(num_classes + 1, dim)
 
     def forward(self, labels: Tensor) -> Tensor:
-        k = self.num_classes
-        valid = ((labels >= 0) & (labels < k)) | (labels == NULL_LABEL)
-        if not bool(valid.all()):
-            bad = labels[~valid][:5].tolist()
-            raise InterpolantError(
-                f"labels must lie in [0, {k}) or be NULL_LABEL={NULL_LABEL}, got {bad}"
-            )
-        return self.table(torch.where(labels == NULL_LABEL, torch.full_like(labels, k), labels))
+        return self.table(label_index(labels, self.num_classes))
+
+
+def label_index(labels: Tensor, k: int) -> Tensor:
+    """Labels in ``[0, k)`` unchanged and ``NULL_LABEL`` as ``k``; anything else raises."""
+    valid = ((labels >= 0) & (labels < k)) | (labels == NULL_LABEL)
+    if not bool(valid.all()):
+        bad = labels[~valid][:5].tolist()
+        raise InterpolantError(
+            f"labels must lie in [0, {k}) or be NULL_LABEL={NULL_LABEL}, got {bad}"
+        )
+    return torch.where(labels == NULL_LABEL, torch.full_like(labels, k), labels)
 
 
 def check_time(t: Any, batch: int) -> Tensor:

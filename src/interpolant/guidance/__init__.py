@@ -31,7 +31,7 @@ from .auto import AutoGuidance
 from .base import Guided
 from .cfg import CFG, cfg_combine
 from .classifier import ClassifierGuidance, NoiseAwareClassifier, class_grad, train_classifier
-from .density import DensityGuidance
+from .density import DensityGuidance, quantile_rate
 from .linear_ag import LinearAG
 from .loss import LossGuidance
 from .multidiffusion import MultiDiffusion
@@ -56,6 +56,7 @@ __all__ = [
     "cfg_combine",
     "class_grad",
     "train_classifier",
+    "quantile_rate",
     "view_permutation",
 ]
 

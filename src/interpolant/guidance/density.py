@@ -13,7 +13,8 @@ instantaneous change of variables). The smallest change of ``u`` that makes the 
     v = u + (b + div u) s / |s|^2,
 
 so ``log p_t(x_t)`` follows ``b`` exactly (up to the solver's error) whatever ``b`` is; the
-paper picks ``b`` to reach a target quantile of ``log p_0`` (lower density: more detail).
+paper picks ``b`` to reach a target quantile of ``log p_0`` (lower density: more detail;
+:func:`quantile_rate`).
 Here ``b = rate(t, x, natural)`` is the caller's, with ``natural = -div u`` the unguided rate
 (``rate = lambda t, x, nat: 1.5 * nat`` makes the density change 1.5 times as fast).
 ``div u`` is computed exactly by autograd, one backward pass per coordinate: for small data.
@@ -33,9 +34,9 @@ import torch
 from torch import Tensor
 
 from ..errors import InterpolantError
-from .base import Guided, check_callable
+from .base import Guided, check_callable, check_scale
 
-__all__ = ["DensityGuidance"]
+__all__ = ["DensityGuidance", "quantile_rate"]
 
 Rate = Callable[[Any, Tensor, Tensor], Tensor]
 MAX_DIM = 256  # exact divergence costs one backward pass per coordinate
@@ -72,3 +73,35 @@ class DensityGuidance(Guided):
         gain = (b + div.detach()) / s.flatten(1).pow(2).sum(1)
         v = u + gain.view(-1, *([1] * (x.ndim - 1))) * s
         return self._convert(v, "velocity", target, x, t)
+
+
+def quantile_rate(x_start: Tensor, quantile: float, path: Any, t_start: float = 1.0,
+                  t_end: float | None = None) -> Rate:
+    """The rate that sends every sample to the ``quantile`` of ``log p_0`` (the paper's
+    quantile targets; ``quantile < 0.5``: lower density, more detail).
+
+    The prior ``p_{t_start} ~ N(0, sigma^2 I)`` (``alpha(t_start) ~ 0``) gives
+    ``log p = -|x|^2 / (2 sigma^2) + const`` with ``|x|^2 / sigma^2 ~ chi^2_D``. Under score
+    alignment the flow keeps the order of log-densities, so the ``q``-quantile of ``log p_0`` is
+    where the prior's ``q``-quantile goes. Each sample is moved there by a constant extra rate
+    on top of the natural one, ``b = -div u + Delta / (t_end - t_start)``, with
+    ``Delta = (|x_start|^2 / sigma^2 - chi2_D.ppf(1 - q)) / 2`` the prior log-density it lacks.
+    For Gaussian data the flow is linear, ``div u`` does not depend on ``x``, and every sample
+    lands exactly on the quantile."""
+    from scipy.stats import chi2
+
+    q = check_scale(quantile, "quantile")
+    if not 0.0 < q < 1.0:
+        raise InterpolantError(f"quantile must lie strictly between 0 and 1, got {q}")
+    end = path.t_min if t_end is None else float(t_end)
+    if not end < t_start:
+        raise InterpolantError(f"t_end ({end}) must lie below t_start ({t_start})")
+    sigma = float(path.sigma(float(t_start)))
+    radius2 = x_start.flatten(1).pow(2).sum(1) / sigma**2
+    target = float(chi2.ppf(1.0 - q, x_start[0].numel()))
+    extra = (0.5 * (radius2 - target) / (end - t_start)).to(x_start.dtype)
+
+    def rate(t: Any, x: Tensor, natural: Tensor) -> Tensor:
+        return natural + extra.to(natural.device)
+
+    return rate

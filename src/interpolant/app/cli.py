@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from ..bench import NAMES as BENCHMARKS
 from ..errors import InterpolantError
+from . import user_cli
 from .options import add_guidance_options, add_restore_edit_parsers
 from .tune import add_parser as add_tune_parser, add_sample_options, run as _tune
 
@@ -81,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="picture, .png or .jpg, or a folder for "
                    "SOLVER_NFE.png (default RUN/samples/SOLVER_NFE.png)")
     add_guidance_options(p)
+    user_cli.add_sample_options(p)
     add_sample_options(p)
 
     p = sub.add_parser("eval", formatter_class=fmt,
@@ -88,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", required=True, type=Path)
     p.add_argument("--solvers", type=_csv(str), default="ddim,heun,dpm++2m,unipc,dpm++3m")
     p.add_argument("--nfe", type=_csv(int), default="5,10,20", help="NFE budgets")
+    user_cli.add_eval_options(p)
     p.add_argument("--n", type=int, default=500, help="samples per solver and budget")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
@@ -146,6 +149,9 @@ def _sample(args: argparse.Namespace) -> int:
     from .runs import load_data, load_trained
     from ..images import check_picture_name
     from safetensors.torch import save_file
+    from ..training.distributed import is_main, setup
+
+    setup()  # under torchrun: the ranks share the batches (app/draw.py)
 
     from .tune import accelerated, check_sample_options
 
@@ -167,7 +173,9 @@ def _sample(args: argparse.Namespace) -> int:
     _say_skipped(run)
     classes = getattr(run.denoiser.model, "config", {}).get("num_classes")
     samples, nfe, steps, seconds = draw(run.denoiser, args.solver, args.nfe, args.n, args.seed,
-                                        run.shape, classes, **tuned)
+                                        run.shape, classes, batch=args.batch, **tuned)
+    if not is_main():
+        return 0
     out = args.out or args.run_dir / "samples"
     if out.is_dir() or args.out is None:
         out = out / f"{args.solver}_{nfe}.png"
@@ -189,13 +197,17 @@ def _eval(args: argparse.Namespace) -> int:
     from .draw import check_count
     from .evaluate import evaluate, summary_table
     from .runs import load_trained
+    from ..training.distributed import is_main, setup
 
+    setup()
     check_count(args.n)
     run = load_trained(args.run_dir)
     _say_skipped(run)
     config, den = run.config, run.denoiser
     result = evaluate(den, config, args.run_dir, args.solvers, args.nfe, args.n, args.seed,
-                      progress=not args.no_progress)
+                      progress=not args.no_progress, batch=args.batch)
+    if not is_main():
+        return 0
     print(summary_table(result))
     print(f"wrote {args.run_dir / 'eval.json'}")
     return 0

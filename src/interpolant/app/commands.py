@@ -18,7 +18,8 @@ from safetensors.torch import save_file
 from .. import images
 from ..errors import InterpolantError, unknown_name
 from . import pages
-from .draw import check_count, draw
+from ..training.distributed import is_main
+from .draw import batches_here, check_count, draw
 from .evaluate import save_picture
 from .runs import TrainedRun, load_data, load_trained, write_json
 from .sweeps import guided
@@ -63,8 +64,12 @@ def sample_guided(args: argparse.Namespace, run: TrainedRun) -> int:
                                f"network passes per step); give --nfe {2 * passes} or more")
     before = getattr(sampler, "nfe", 0)
     samples, calls, steps, seconds = draw(sampler, args.solver, args.nfe // passes, args.n,
-                                          args.seed, run.shape, k, labels)
-    spent = getattr(sampler, "nfe", before + calls) - before
+                                          args.seed, run.shape, k, labels,
+                                          batch=args.batch)
+    mine = batches_here(args.n, args.batch)  # the denoiser counted this rank's batches
+    spent = (getattr(sampler, "nfe", before + calls * mine) - before) // mine
+    if not is_main():
+        return 0
     what = f"{args.guidance}{args.scale:g}" if args.guidance else "cond"
     tag = f"label{args.label}" if args.label is not None else "labels"
     out = args.out or args.run_dir / "samples"

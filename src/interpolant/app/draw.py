@@ -13,6 +13,14 @@ Randomness. Sample ``i`` draws its starting noise and every later noise from its
 ``torch.Generator`` seeded from ``(seed, i)``, so it is the same sample whether 10 or 1,000
 were drawn (the labels of a class-conditional run cycle ``i mod K``, also independent of
 ``n``).
+
+Batches and processes. The samples go through the network in batches of ``batch`` (default
+:data:`BATCH`): batch ``c`` holds samples ``c * batch`` to ``(c + 1) * batch - 1``. Under
+``torchrun`` (a process group of ``W`` ranks) rank ``r`` draws the batches ``c = r, r + W,
+...`` and every rank receives all of them (``all_gather``), so ``W`` processes return bitwise
+the samples one process returns with the same ``batch`` (and threads per process): every
+sample is computed in the same batch, from the same generators, by the same code. The NFE
+reported is the most any batch spent, the seconds the longest any rank took.
 """
 
 from __future__ import annotations
@@ -28,6 +36,10 @@ from torch import Tensor
 from ..errors import InterpolantError
 from ..predictions import Denoiser
 from ..solvers import trajectory
+from ..training import distributed
+
+BATCH = 256
+"""Samples per network batch, by default: a bound on memory, and the unit ranks share."""
 
 
 class Draw(NamedTuple):
@@ -122,38 +134,81 @@ class _Budgeted:
         return self._denoiser(*args, **kwargs)
 
 
-def generators(seed: int, n: int) -> list[torch.Generator]:
-    """One generator per sample, sample ``i`` seeded from ``(seed, i)`` (SeedSequence mixing,
-    so no two pairs share a stream)."""
+def generators(seed: int, n: int, start: int = 0) -> list[torch.Generator]:
+    """One generator per sample ``i = start, ..., start + n - 1``, seeded from ``(seed, i)``
+    (SeedSequence mixing, so no two pairs share a stream)."""
     out = []
-    for i in range(n):
+    for i in range(start, start + n):
         words = np.random.SeedSequence((seed & (2**64 - 1), i)).generate_state(2, np.uint32)
         out.append(torch.Generator().manual_seed((int(words[0]) << 31) ^ int(words[1])))
     return out
 
 
+def check_batch(batch: Any) -> int:
+    """Refuse a batch size (``--batch``) that is not a positive integer."""
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise InterpolantError(f"the batch size (--batch) must be a positive integer, got "
+                               f"{batch!r}")
+    return batch
+
+
+def shard(n: int, batch: int, rank: int = 0, world: int = 1) -> list[tuple[int, int]]:
+    """The ``[lo, hi)`` sample ranges of the batches that ``rank`` of ``world`` draws: batch
+    ``c`` (samples ``c * batch`` up to ``n``) goes to rank ``c mod world``."""
+    starts = range(0, n, batch)
+    return [(lo, min(n, lo + batch)) for c, lo in enumerate(starts) if c % world == rank]
+
+
+def batches_here(n: int, batch: int | None = None) -> int:
+    """How many of the batches of ``n`` samples this rank draws (:func:`shard`)."""
+    return len(shard(n, BATCH if batch is None else batch, *distributed.rank_world()))
+
+
 def draw(den: Denoiser, solver: str, budget: int, n: int, seed: int, shape: tuple[int, ...],
-         num_classes: int | None, labels: Tensor | None = None, grid: Tensor | None = None,
-         **options: Any) -> Draw:
-    """``n`` samples with ``solver`` within ``budget`` NFE.
+         num_classes: int | None, labels: Tensor | None = None,
+         batch: int | None = None, grid: Tensor | None = None, **options: Any) -> Draw:
+    """``n`` samples with ``solver`` within ``budget`` NFE, in batches of ``batch``, shared
+    among the ranks of a process group (see the module docstring); every rank gets all.
 
     Class-conditional networks get ``labels`` (int64 ``(n,)``), by default ``0, 1, ..., K-1``
-    in turn. An explicit ``grid`` with the solver's ``options`` (a tuned choice) replaces
-    the planned steps; the budget still guards the run.
+    in turn. ``batch=None`` means :data:`BATCH`. An explicit ``grid`` with the solver's
+    ``options`` (a tuned choice) replaces the planned steps; the budget still guards the run.
     """
     check_count(n)
+    batch = check_batch(BATCH if batch is None else batch)
     steps = plan_steps(solver, budget, den.path) if grid is None else grid.numel() - 1
-    gens = generators(seed, n)
-    sigma = float(den.path.sigma(1.0))
-    x1 = torch.stack([torch.randn(shape, generator=g) for g in gens]) * sigma
     if labels is None and num_classes is not None:
         labels = torch.arange(n) % num_classes
-    guarded = _Budgeted(den, budget, solver)
+    rank, world = distributed.rank_world()
     start = time.perf_counter()
+    mine = []
+    for lo, hi in shard(n, batch, rank, world):
+        cond = None if labels is None else labels[lo:hi]
+        x, nfe = _draw_range(den, solver, budget, steps, seed, shape, lo, hi, cond, grid,
+                             **options)
+        mine.append((lo, x.cpu(), nfe))
+    seconds = time.perf_counter() - start
+    gathered = distributed.all_gather_objects((mine, seconds))
+    parts = sorted((part for ranks_parts, _ in gathered for part in ranks_parts),
+                   key=lambda part: part[0])
+    samples = torch.cat([x for _, x, _ in parts])
+    nfe = max(spent for _, _, spent in parts)
+    return Draw(samples, nfe, steps, max(s for _, s in gathered))
+
+
+def _draw_range(den: Denoiser, solver: str, budget: int, steps: int, seed: int,
+                shape: tuple[int, ...], lo: int, hi: int,
+                labels: Tensor | None, grid: Tensor | None = None,
+                **options: Any) -> tuple[Tensor, int]:
+    """Samples ``lo, ..., hi - 1`` in one batch, each from its own generator: ``(x, NFE)``."""
+    gens = generators(seed, hi - lo, start=lo)
+    sigma = float(den.path.sigma(1.0))
+    x1 = torch.stack([torch.randn(shape, generator=g) for g in gens]) * sigma
+    guarded = _Budgeted(den, budget, solver)
     state = None
     with torch.no_grad():
         for state in trajectory(guarded, x1, solver, steps, grid=grid, cond=labels,
                                 generator=gens, **options):
             pass
     assert state is not None
-    return Draw(state.x, int(state.nfe), steps, time.perf_counter() - start)
+    return state.x, int(state.nfe)

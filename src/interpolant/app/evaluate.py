@@ -9,6 +9,9 @@ samples, drawn like the model's samples (the same number, and for a class-condit
 the same class of each), against the same held-out data, averaged over ``FLOOR_DRAWS`` draws
 (their range is kept too). Fréchet distances shrink as sets grow, so a floor made from sets of
 another size would not be comparable with the samples' scores.
+
+Under ``torchrun`` the ranks share the sampling (:func:`.draw.draw`); rank 0 alone measures and
+writes the pictures and ``eval.json``, which equal those of one process.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from .. import images, metrics, plots
 from . import report
 from ..errors import InterpolantError, unknown_name
 from ..predictions import Denoiser
-from .draw import check_budgets, check_count, draw, plan_steps
+from ..training import distributed
+from .draw import BATCH, check_batch, check_budgets, check_count, draw, plan_steps
 from .runs import RunConfig, is_image_data, load_data, write_json
 from ..solvers import available
 
@@ -111,13 +115,18 @@ def quality(config: RunConfig, samples: Tensor, reference: Tensor, train: Tensor
 
 def evaluate(den: Denoiser, config: RunConfig, out_dir: str | Path,
              solvers: Sequence[str] = DEFAULT_SOLVERS, nfes: Sequence[int] = DEFAULT_NFES,
-             n: int = 500, seed: int = 0, progress: bool = True) -> dict[str, Any]:
+             n: int = 500, seed: int = 0, progress: bool = True,
+             batch: int | None = None) -> dict[str, Any]:
     """Sample with every solver at every NFE budget; write pictures and ``eval.json``.
 
-    Every request is checked (solvers, budgets each solver can keep, ``n``) before anything
-    is sampled or written, so a refused one leaves an earlier ``eval.json`` as it was.
+    Every request is checked (solvers, budgets each solver can keep, ``n``, ``batch``) before
+    anything is sampled or written, so a refused one leaves an earlier ``eval.json`` as it
+    was. Under a process group every rank samples its share; rank 0 returns the result, the
+    others an empty dict.
     """
     solvers, nfes, n = check_solvers(solvers), check_budgets(nfes), check_count(n)
+    batch = check_batch(BATCH if batch is None else batch)
+    main = distributed.is_main()
     for solver in solvers:
         for budget in nfes:
             plan_steps(solver, budget, den.path)
@@ -129,8 +138,12 @@ def evaluate(den: Denoiser, config: RunConfig, out_dir: str | Path,
     labels = None if num_classes is None else torch.arange(n) % num_classes
     rows: list[dict[str, Any]] = []
     jobs = [(s, b) for s in solvers for b in nfes]
-    for solver, budget in tqdm(jobs, desc="sampling", disable=not progress, unit="run"):
-        samples, spent, steps, seconds = draw(den, solver, budget, n, seed, shape, num_classes)
+    for solver, budget in tqdm(jobs, desc="sampling", disable=not (progress and main),
+                               unit="run"):
+        samples, spent, steps, seconds = draw(den, solver, budget, n, seed, shape, num_classes,
+                                              batch=batch)
+        if not main:
+            continue
         row: dict[str, Any] = {"solver": solver, "budget": budget, "nfe": spent,
                                "steps": steps, "seconds": round(seconds, 3),
                                "max_abs": float(samples.abs().max())}
@@ -142,6 +155,8 @@ def evaluate(den: Denoiser, config: RunConfig, out_dir: str | Path,
         save_picture(samples, config, picture, test_x)
         row["path"] = str(picture.relative_to(out_dir))  # relative to the run directory
         rows.append(row)
+    if not main:
+        return {}
     floor = noise_floor(config, train_x, train_labels, test_x, n, labels, seed)
     result = {"rows": rows, "noise_floor": floor["mean"], "noise_floor_range": floor["range"],
               "noise_floor_method": floor["method"], "n": n, "seed": seed,

@@ -22,14 +22,16 @@ Conventions of the trainer under DDP:
 
 from __future__ import annotations
 
+import atexit
 import os
+from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
-__all__ = ["setup", "rank_world", "wrap", "all_mean", "barrier", "device_for_rank",
-           "available_cpus", "default_threads"]
+__all__ = ["setup", "rank_world", "is_main", "wrap", "all_mean", "all_gather_objects",
+           "barrier", "device_for_rank", "available_cpus", "default_threads"]
 
 
 def available_cpus() -> int:
@@ -65,7 +67,13 @@ def setup() -> bool:
     if backend == "nccl":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     dist.init_process_group(backend=backend)
+    atexit.register(_close)  # a command that set the group up leaves no group behind
     return True
+
+
+def _close() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def rank_world() -> tuple[int, int]:
@@ -73,6 +81,11 @@ def rank_world() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
+
+
+def is_main() -> bool:
+    """Whether this process writes files and prints: rank 0, or the only process."""
+    return rank_world()[0] == 0
 
 
 def device_for_rank(model: nn.Module) -> torch.device:
@@ -100,6 +113,17 @@ def all_mean(value: torch.Tensor) -> torch.Tensor:
     value = value.detach().clone()
     dist.all_reduce(value, op=dist.ReduceOp.SUM)
     return value / world
+
+
+def all_gather_objects(value: Any) -> list[Any]:
+    """Every rank's ``value`` in rank order, on every rank (``[value]`` without a process
+    group). Tensors in it should be on the CPU."""
+    _, world = rank_world()
+    if world == 1:
+        return [value]
+    out: list[Any] = [None] * world
+    dist.all_gather_object(out, value)
+    return out
 
 
 def barrier() -> None:

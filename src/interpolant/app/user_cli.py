@@ -1,0 +1,39 @@
+"""Command-line options for the user's own data and models and for more than one process.
+
+- ``sample`` / ``eval --batch B``: samples per network batch, the unit that the processes of
+  ``torchrun --nproc-per-node N -m interpolant ...`` share (:mod:`.draw`); rank 0 writes.
+- ``sample --diffusers DIR``: sample a model saved by diffusers' ``save_pretrained`` into
+  ``--run-dir``, which then works with ``eval`` and ``report`` like a trained run.
+- ``train --size S``: resize the images of a folder given by ``--data`` (shorter side to
+  ``S``, centre crop; or ``HxW``).
+- ``train --fsdp``: shard parameters, gradients and optimizer state over the ranks.
+
+Building the parser imports nothing heavy; the handlers import what they need.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+BATCH = 256  # = draw.BATCH (not imported from there: the parser imports nothing heavy)
+
+
+def add_sample_options(p: argparse.ArgumentParser) -> None:
+    """``--batch`` of ``interpolant sample``."""
+    add_eval_options(p)
+
+
+def add_eval_options(p: argparse.ArgumentParser) -> None:
+    """``--batch`` of ``interpolant sample`` and ``eval``."""
+    p.add_argument("--batch", type=int, default=BATCH, help="samples per network batch; "
+                   "under torchrun the processes share the batches, and the result equals "
+                   "one process's with the same --batch")
+
+
+def add_train_options(p: argparse.ArgumentParser) -> None:
+    """``--size`` and ``--fsdp`` of ``interpolant train``."""
+    p.add_argument("--size", help="resize the images of a --data folder: S (shorter side to S, "
+                   "centre crop) or HxW")
+    p.add_argument("--fsdp", action="store_true",
+                   help="under torchrun: fully sharded data parallel (parameters, gradients "
+                   "and optimizer state split over the processes) instead of DDP")

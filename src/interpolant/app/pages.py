@@ -26,9 +26,9 @@ from .sweeps import guidance_sweep
 TASKS = ("inpaint", "sr", "blur")
 RESTORE_METHODS = ("ddnm", "pigdm", "dps", "repaint")
 EDIT_METHODS = ("ode", "sdedit")
-# Restorations start just below the noise end: on paths with alpha(1) = 0 (cosine) DPS and
-# PiGDM scale their correction by sigma^2 / alpha, which overflows at t = 1.
-T_START = 0.99
+# Restorations start at the noise end (DPS and PiGDM take the limit of their sigma^2 / alpha
+# correction where alpha(1) = 0, see interpolant.inverse.guided).
+T_START = 1.0
 
 
 def psnr(x: Tensor, truth: Tensor) -> Tensor:

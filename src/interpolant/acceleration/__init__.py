@@ -10,7 +10,8 @@ Every method wraps (DESIGN.md: acceleration wraps a denoiser, it does not patch 
   quantization with time-step-aware calibration (PTQ4DM, Q-Diffusion);
 - :func:`compile_network`, :class:`CastNetwork`: ``torch.compile`` with a fallback, bf16;
 - :func:`accelerate`: all of them on a denoiser, returning a denoiser (what the CLI calls);
-- :func:`step_errors`: the per-call error of any of them against the plain denoiser.
+- :func:`step_errors`: the per-call error of any of them against the plain denoiser;
+- :class:`TimeShift`: the Time-Shift Sampler's shifted network times (exposure bias).
 """
 
 from ._wrap import network_of, rewrap, step_errors
@@ -19,10 +20,11 @@ from .compile import CastNetwork, CompiledNetwork, accelerate, compile_network, 
 from .quantize import calibration_inputs, fake_quantize, quantize_int8, round_to_bits
 from .search import DEFAULT_CANDIDATES, SearchResult, search
 from .statistics import model_statistics
+from .time_shift import TimeShift
 
 __all__ = [
     "BlockCacheDiT", "CacheSchedule", "CastNetwork", "CompiledNetwork", "DEFAULT_CANDIDATES",
     "DeepCacheUNet", "SearchResult", "accelerate", "calibration_inputs", "compile_network",
     "fake_quantize", "model_statistics", "network_of", "quantization", "quantize_int8", "rewrap",
-    "round_to_bits", "search", "step_errors",
+    "round_to_bits", "search", "step_errors", "TimeShift",
 ]

@@ -71,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--threads", type=int, help="CPU threads (default: the CPUs this process "
                    "may use)")
+    user_cli.add_train_options(p)
 
     p = sub.add_parser("sample", formatter_class=fmt, help="draw samples from a trained run")
     p.add_argument("--run-dir", required=True, type=Path)
@@ -133,6 +134,7 @@ def _train(args: argparse.Namespace) -> int:
     for key in ("data", "model", "path", "target", "seed"):
         if getattr(args, key) is not None:
             setattr(config, key, getattr(args, key))
+    user_cli.apply_train_options(args, config)  # --size
     for key in ("steps", "batch_size", "lr"):
         if getattr(args, key) is not None:
             config.train[key] = getattr(args, key)

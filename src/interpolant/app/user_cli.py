@@ -6,7 +6,6 @@
   ``--run-dir``, which then works with ``eval`` and ``report`` like a trained run.
 - ``train --size S``: resize the images of a folder given by ``--data`` (shorter side to
   ``S``, centre crop; or ``HxW``).
-- ``train --fsdp``: shard parameters, gradients and optimizer state over the ranks.
 
 Building the parser imports nothing heavy; the handlers import what they need.
 """
@@ -31,9 +30,15 @@ def add_eval_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_train_options(p: argparse.ArgumentParser) -> None:
-    """``--size`` and ``--fsdp`` of ``interpolant train``."""
+    """``--size`` of ``interpolant train``."""
     p.add_argument("--size", help="resize the images of a --data folder: S (shorter side to S, "
                    "centre crop) or HxW")
-    p.add_argument("--fsdp", action="store_true",
-                   help="under torchrun: fully sharded data parallel (parameters, gradients "
-                   "and optimizer state split over the processes) instead of DDP")
+
+
+def apply_train_options(args: argparse.Namespace, config: object) -> None:
+    """``--size`` into the run's data string (``DIR:size=S``), so that ``sample`` and
+    ``eval`` reload the same images; ``--fsdp`` into its training options."""
+    if getattr(args, "size", None) is not None:
+        from ..data.sources import with_size
+
+        config.data = with_size(config.data, args.size)  # type: ignore[attr-defined]

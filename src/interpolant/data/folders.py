@@ -90,8 +90,8 @@ def load_image_folder(
         raise InterpolantError(
             f"images in {folder} have different sizes ({files[0].name} is "
             f"{first[0]}x{first[1]}, {files[other].name} is {arrays[other].shape[0]}x"
-            f"{arrays[other].shape[1]}); pass a size to resize them (size=32, or "
-            f"--data '{folder}:size=32')"
+            f"{arrays[other].shape[1]}); pass a size to resize them: `interpolant train "
+            f"--size 32` (or --data '{folder}:size=32'; size=32 in the library)"
         )
     gray = all(a.shape[2] == 1 for a in arrays) if channels is None else channels == 1
     x = torch.from_numpy(np.stack([_to_channels(a, gray) for a in arrays]))

@@ -17,7 +17,7 @@ from ..errors import InterpolantError
 from .files import ARRAY_SUFFIXES, load_array_file, load_csv
 from .folders import load_image_folder
 
-__all__ = ["OPTIONS", "is_source", "load_source", "parse_source"]
+__all__ = ["OPTIONS", "is_source", "load_source", "parse_source", "with_size"]
 
 OPTIONS = ("size", "channels", "label")
 KINDS = "a folder of PNG/JPEG images, .npy, .npz, .safetensors, .pt or .csv"
@@ -39,6 +39,22 @@ def parse_source(spec: str | Path) -> tuple[Path, dict[str, Any]]:
             )
         options[key] = _option(key, value, spec)
     return Path(head).expanduser(), options
+
+
+def with_size(spec: str, size: str) -> str:
+    """``spec`` (a folder of images, perhaps with options) with ``size`` set: what
+    ``interpolant train --data DIR --size S`` records, so ``sample`` and ``eval`` reload the
+    same images. ``size`` is ``S`` or ``HxW``."""
+    path, options = parse_source(spec)
+    value = _option("size", str(size), f"--size {size}")
+    if not path.is_dir():
+        raise InterpolantError(f"--size resizes the images of a folder given by --data, and "
+                               f"{str(spec)!r} is not a folder (the sizes of bundled data sets "
+                               "and of array files are fixed)")
+    options["size"] = value
+    text = ",".join(f"{k}={'x'.join(map(str, v)) if isinstance(v, tuple) else v}"
+                    for k, v in options.items())
+    return f"{path}:{text}"
 
 
 def _exists(path: Path) -> bool:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from safetensors.torch import load_file
 
 from interpolant import metrics
@@ -31,7 +34,9 @@ def test_cfg_samples_show_the_label(digits_run, tmp_path, capsys):
 @pytest.mark.parametrize("argv, words", [
     (["--label", "10"], "not a class the model was trained with"),
     (["--label", "-1", "--guidance", "cfg"], "not a class"),
-    (["--guidance", "auto"], "unknown guidance"),
+    (["--guidance", "autoguidance"], "unknown guidance"),
+    (["--guidance", "auto"], "needs --guide-checkpoint"),
+    (["--guidance", "auto", "--guide-checkpoint", "nowhere"], "neither a run directory"),
     (["--guidance", "cfg", "--scale", "nan"], "finite"),
     (["--guidance", "cfg", "--n", "0"], "positive integer"),
 ])
@@ -53,3 +58,70 @@ def test_guidance_on_an_unconditional_run_is_refused(tmp_path, capsys, files_und
     code, _, err = run_cli(capsys, "sample", "--run-dir", run, "--guidance", "cfg", "--label", "1")
     assert code == 2 and err.startswith("interpolant: error:") and "class-conditional" in err
     assert files_under(Path(run)) == before
+
+
+def _samples(capsys, run, tmp_path, name, *argv):
+    out = tmp_path / f"{name}.png"
+    code, text, err = run_cli(capsys, "sample", "--run-dir", run, "--label", "3", "--n", "6",
+                              "--seed", "5", "--out", out, *argv)
+    assert code == 0, err
+    return load_file(str(out.with_suffix(".safetensors")))["samples"], text
+
+
+def test_autoguidance_by_the_runs_own_checkpoint_is_the_conditional_model(digits_run,
+                                                                          tmp_path, capsys):
+    """D_weak + w (D_good - D_weak) with the weak model the good one is D_good: the samples
+    of --guidance auto guided by the run's own checkpoint equal plain conditional samples
+    (same seed, same 10 steps), whatever the scale; CFG at that scale differs."""
+    ckpt = sorted((digits_run / "checkpoints").glob("step_*"))[-1]
+    plain, _ = _samples(capsys, digits_run, tmp_path, "plain", "--nfe", "10")
+    auto, text = _samples(capsys, digits_run, tmp_path, "auto", "--nfe", "20", "--guidance",
+                          "auto", "--scale", "3", "--guide-checkpoint", ckpt)
+    assert "20 NFE" in text
+    torch.testing.assert_close(auto, plain, rtol=0, atol=1e-6)
+    cfg, _ = _samples(capsys, digits_run, tmp_path, "cfg", "--nfe", "20", "--guidance", "cfg",
+                      "--scale", "3")
+    assert float((cfg - plain).abs().max()) > 0.1
+
+
+def test_interval_covering_every_step_is_cfg_and_rescale_runs(digits_run, tmp_path, capsys):
+    cfg, _ = _samples(capsys, digits_run, tmp_path, "cfg", "--nfe", "20", "--guidance", "cfg")
+    full, _ = _samples(capsys, digits_run, tmp_path, "full", "--nfe", "20", "--guidance",
+                       "interval", "--interval", "0", "1")
+    assert torch.equal(full, cfg)
+    part, _ = _samples(capsys, digits_run, tmp_path, "part", "--nfe", "20", "--guidance",
+                       "interval")
+    assert float((part - cfg).abs().max()) > 1e-3
+    rescaled, _ = _samples(capsys, digits_run, tmp_path, "rescale", "--nfe", "20", "--guidance",
+                           "rescale", "--rescale", "0")
+    assert torch.equal(rescaled, cfg)
+
+
+def _copy(run, where, **changes):
+    shutil.copytree(run, where)
+    config = json.loads((where / "config.json").read_text())
+    for key, value in changes.items():
+        if key == "label_dropout":
+            config.setdefault("train", {})[key] = value
+        else:
+            config[key] = value
+    (where / "config.json").write_text(json.dumps(config))
+    return where
+
+
+def test_guidance_refusals_of_runs(digits_run, tmp_path, capsys, files_under):
+    no_dropout = _copy(digits_run, tmp_path / "nodrop", label_dropout=0.0)
+    other_path = _copy(digits_run, tmp_path / "otherpath", path="vp-linear")
+    for argv, words in [
+        (["--run-dir", no_dropout, "--guidance", "cfg"], "label dropout"),
+        (["--run-dir", digits_run, "--guidance", "auto", "--guide-checkpoint", other_path],
+         "share one path"),
+        (["--run-dir", digits_run, "--guidance", "interval", "--interval", "0.5", "0.2"],
+         "interval"),
+    ]:
+        before = files_under(tmp_path) | files_under(digits_run)
+        code, _, err = run_cli(capsys, "sample", "--label", "2", *argv)
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and lines[0].startswith("interpolant: error:"), err
+        assert words in lines[0], lines[0]
+        assert files_under(tmp_path) | files_under(digits_run) == before

@@ -22,9 +22,8 @@ from ..training.distributed import is_main
 from .draw import batches_here, check_count, draw
 from .evaluate import save_picture
 from .runs import TrainedRun, load_data, load_trained, write_json
-from .sweeps import guided
+from .guide import GUIDANCE, build
 
-GUIDANCE = ("cfg", "adaptive")
 # exact inversions (bdia, edit-friendly) reconstruct the image; ode within its DDIM error
 EDIT_METHODS = ("ode", "bdia", "edit-friendly", "sdedit")
 
@@ -56,9 +55,7 @@ def sample_guided(args: argparse.Namespace, run: TrainedRun) -> int:
     if not math.isfinite(args.scale):
         raise InterpolantError(f"--scale must be a finite number, got {args.scale}")
     labels = torch.full((args.n,), label) if args.label is not None else torch.arange(args.n) % k
-    sampler, passes = den, 1
-    if args.guidance is not None:
-        sampler, passes = guided(den, args.guidance, args.scale), 2
+    sampler, passes = build(args, run)
     if args.nfe // passes < 1:
         raise InterpolantError(f"--nfe {args.nfe} is too small for {args.guidance} (two "
                                f"network passes per step); give --nfe {2 * passes} or more")

@@ -8,10 +8,17 @@ from pathlib import Path
 
 
 def add_guidance_options(p: argparse.ArgumentParser) -> None:
-    """``--label``, ``--guidance`` and ``--scale`` of ``interpolant sample``."""
+    """``--label``, ``--guidance``, ``--scale`` and guidance options of ``interpolant sample``."""
     p.add_argument("--label", type=int, help="class of every sample (class-conditional runs)")
-    p.add_argument("--guidance", help="guidance: cfg or adaptive (class-conditional runs)")
+    p.add_argument("--guidance", help="guidance: cfg, rescale, interval, adaptive, auto "
+                   "(with --guide-checkpoint) or classifier (class-conditional runs)")
     p.add_argument("--scale", type=float, default=2.0, help="guidance scale (1: none)")
+    p.add_argument("--interval", type=float, nargs=2, metavar=("T_LO", "T_HI"),
+                   help="--guidance interval: guide only for T_LO < t <= T_HI (default: the "
+                   "paper's sigma in (0.28, 5.42] on the run's path)")
+    p.add_argument("--rescale", type=float, default=0.7, help="--guidance rescale: phi")
+    p.add_argument("--guide-checkpoint", type=Path, help="--guidance auto: the weaker model, "
+                   "an earlier checkpoint (RUN/checkpoints/step_*) or another run directory")
 
 
 def add_restore_edit_parsers(sub: argparse._SubParsersAction, fmt: type) -> None:

@@ -32,6 +32,8 @@ SMALL = {
     "temporal": ({"channels": 3, "base_channels": 8, "channel_mults": (1, 2)}, (3, 16)),
     "unet": ({"in_channels": 2, "base_channels": 8, "channel_mults": (1, 2)}, (2, 8, 8)),
     "edm2": ({"in_channels": 2, "base_channels": 8, "channel_mults": (1, 2)}, (2, 8, 8)),
+    "mmdit": ({"in_channels": 2, "image_size": 8, "patch_size": 2, "hidden": 32, "depth": 2,
+               "heads": 2, "context_tokens": 3}, (2, 8, 8)),
 }
 
 # parameter counts of the default models, as stated in the report and the docs
@@ -154,8 +156,8 @@ def test_bad_inputs_raise_clear_errors(name: str) -> None:
 
 
 def test_build_rejects_unknown_names() -> None:
-    assert models.available() == ["dit", "edm2", "mlp", "temporal", "tokens", "unet"]
-    with pytest.raises(InterpolantError, match="unknown model 'resnet'.*dit, edm2, mlp, temporal, tokens, unet"):
+    assert models.available() == ["dit", "edm2", "mlp", "mmdit", "temporal", "tokens", "unet"]
+    with pytest.raises(InterpolantError, match="unknown model 'resnet'.*dit, edm2, mlp, mmdit, temporal, tokens, unet"):
         models.build("resnet")
 
 

@@ -1,7 +1,7 @@
 """Reference networks: every one is called as ``model(x, t, cond=None)``.
 
 - ``x``: ``(B, D)`` for :class:`MLP`, ``(B, C, H, W)`` for :class:`UNet`, :class:`EDM2UNet`
-  (magnitude-preserving, EDM2) and :class:`DiT`,
+  (magnitude-preserving, EDM2), :class:`DiT` and :class:`MMDiT` (SD3's two-stream blocks),
   ``(B, C, L)`` for :class:`TemporalUNet`; int64 tokens ``(B, L)`` for
   :class:`TokenTransformer` (which returns logits ``(B, L, K)``);
 - ``t``: floating tensor of shape ``(B,)`` in ``[0, 1]`` (``t = 0`` data, ``t = 1`` noise);
@@ -34,6 +34,7 @@ from .embeddings import TIME_SCALE, LabelEmbedding, TimeEmbedding, sinusoidal_em
 from .dit import DiT
 from .edm2 import EDM2UNet
 from .mlp import MLP
+from .mmdit import MMDiT
 from .temporal import TemporalUNet
 from .tokens import TokenTransformer
 from .unet import UNet
@@ -42,6 +43,7 @@ __all__ = [
     "DiT",
     "EDM2UNet",
     "MLP",
+    "MMDiT",
     "TIME_SCALE",
     "LabelEmbedding",
     "ReferenceNet",
@@ -56,7 +58,7 @@ __all__ = [
 ]
 
 _REGISTRY: dict[str, type[ReferenceNet]] = {
-    "dit": DiT, "edm2": EDM2UNet, "mlp": MLP, "temporal": TemporalUNet, "tokens": TokenTransformer, "unet": UNet,
+    "dit": DiT, "edm2": EDM2UNet, "mlp": MLP, "mmdit": MMDiT, "temporal": TemporalUNet, "tokens": TokenTransformer, "unet": UNet,
 }
 
 

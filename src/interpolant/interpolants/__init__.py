@@ -8,8 +8,10 @@ the solvers that need only the velocity (``euler``, ``heun``) and, with a score,
 
 from ..paths.interpolant import Interpolant
 from .model import InterpolantModel
-from .oracle import ExactInterpolantModel, TwoSidedMixture
+from .oracle import CoupledMixture, ExactInterpolantModel, TwoSidedMixture
+from .sources import Degraded, GaussianSource, SourceObjective
 from .training import coupled, independent, interpolate, losses, train
 
-__all__ = ["ExactInterpolantModel", "Interpolant", "InterpolantModel", "TwoSidedMixture",
-           "coupled", "independent", "interpolate", "losses", "train"]
+__all__ = ["CoupledMixture", "Degraded", "ExactInterpolantModel", "GaussianSource", "Interpolant",
+           "InterpolantModel", "SourceObjective", "TwoSidedMixture", "coupled", "independent",
+           "interpolate", "losses", "train"]

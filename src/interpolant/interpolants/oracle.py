@@ -10,7 +10,8 @@ Gaussian conditioning inside each pair gives, with ``r = S_ij^{-1} (x - mu_ij)``
 and the pair's responsibility ``p(ij | x)`` mixes them. The velocity is
 ``u = a' E[x_0|x] + b' E[x_1|x] + gamma' E[z|x]`` and the score ``-sum_ij p(ij|x) r``: all
 exact, so samplers and learned fields of :mod:`interpolant.interpolants` can be checked
-against them (Albergo, Boffi & Vanden-Eijnden 2023, Sec. 2-3).
+against them (Albergo, Boffi & Vanden-Eijnden 2023, Sec. 2-3). :class:`CoupledMixture` is the
+same for a linear data-dependent coupling ``x_1 = B x_0 + C zeta``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,19 @@ from ..oracle import GaussianMixture
 from ..paths.interpolant import Interpolant
 
 F64 = torch.float64
+
+
+def _posterior_terms(x: Tensor, means: Tensor, covs: Tensor, log_w: Tensor
+                     ) -> tuple[Tensor, Tensor]:
+    """For the mixture ``sum_k w_k N(means_k, covs_k)``: the responsibilities ``p(k | x)``,
+    ``(n, K)``, and ``r_k = covs_k^{-1} (x - means_k)``, ``(n, K, D)``, in float64."""
+    chol = torch.linalg.cholesky(covs)  # (K, D, D)
+    diff = x.to(F64)[:, None] - means[None]  # (n, K, D)
+    white = torch.linalg.solve_triangular(chol[None], diff[..., None], upper=False)
+    r = torch.cholesky_solve(diff[..., None], chol[None]).squeeze(-1)
+    log_det = 2.0 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
+    log_p = log_w - 0.5 * (white.squeeze(-1).pow(2).sum(-1) + log_det)
+    return torch.softmax(log_p, dim=1), r
 
 
 class TwoSidedMixture:
@@ -59,14 +73,7 @@ class TwoSidedMixture:
         """``(E[x_0|x_t=x], E[x_1|x_t=x], E[z|x_t=x], score)`` at ``t``, each ``(n, D)``."""
         a, b, g = self.path.scalars(t)[:3]
         means, covs, log_w = self._pairs(t)
-        x64 = x.to(F64)
-        chol = torch.linalg.cholesky(covs)  # (K, D, D)
-        diff = x64[:, None] - means[None]  # (n, K, D)
-        white = torch.linalg.solve_triangular(chol[None], diff[..., None], upper=False)
-        r = torch.cholesky_solve(diff[..., None], chol[None]).squeeze(-1)  # S^{-1} (x - mu)
-        log_det = 2.0 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
-        log_p = log_w - 0.5 * (white.squeeze(-1).pow(2).sum(-1) + log_det)
-        resp = torch.softmax(log_p, dim=1)  # (n, K)
+        resp, r = _posterior_terms(x, means, covs, log_w)
         k0, k1 = self.p0.n_components, self.p1.n_components
         c0 = self.p0.covs.repeat_interleave(k1, 0)
         c1 = self.p1.covs.repeat(k0, 1, 1)
@@ -108,7 +115,7 @@ class ExactInterpolantModel:
     ``model(x, t, cond, target)`` with ``target`` in ``velocity, score, x0, x1, eta``
     (``eta = E[z | x_t]``); ``nfe`` counts calls."""
 
-    def __init__(self, oracle: TwoSidedMixture) -> None:
+    def __init__(self, oracle: TwoSidedMixture | CoupledMixture) -> None:
         self.oracle, self.path, self.nfe = oracle, oracle.path, 0
 
     def __call__(self, x: Tensor, t: Any, cond: Any = None, target: str = "velocity") -> Tensor:
@@ -118,6 +125,9 @@ class ExactInterpolantModel:
         self.nfe += 1
         if target == "velocity":
             return self.oracle.velocity(x, t)
+        if not hasattr(self.oracle, "expectations"):
+            raise InterpolantError(f"{type(self.oracle).__name__} gives the velocity only, "
+                                   f"not {target!r}")
         e0, e1, ez, score = self.oracle.expectations(x, t)
         fields = {"score": score, "x0": e0, "x1": e1, "eta": ez}
         if target not in fields:
@@ -125,3 +135,57 @@ class ExactInterpolantModel:
                 f"target must be one of velocity, score, x0, x1, eta; got {target!r}"
             )
         return fields[target]
+
+
+class CoupledMixture:
+    """The exact interpolant of a *linear data-dependent coupling* (Albergo et al. 2024):
+    ``x_0 ~ p0`` (a Gaussian mixture), ``x_1 = B x_0 + C zeta`` with ``zeta ~ N(0, I)``
+    independent (e.g. :class:`~interpolant.interpolants.Degraded`: ``B = A^+ A``,
+    ``C = fill (I - A^+ A)``), ``x_t = a x_0 + b x_1`` (``gamma = 0``).
+
+    In component ``k`` (mean ``m``, covariance ``S``) ``x_t = K x_0 + b C zeta`` and the
+    velocity target ``T = K' x_0 + b' C zeta`` (``K = a I + b B``, ``K' = a' I + b' B``) are
+    jointly Gaussian, so ``E[T | x_t = x, k] = K' m + (K' S K^T + b b' C C^T) V^{-1} (x - K m)``
+    with ``V = K S K^T + b^2 C C^T``; the responsibilities of ``N(K m, V)`` mix them.
+    """
+
+    def __init__(self, p0: GaussianMixture, B: Tensor, C: Tensor, path: Interpolant  # noqa: N803
+                 ) -> None:
+        d = p0.dim
+        if B.shape != (d, d) or C.shape != (d, d):
+            raise InterpolantError(f"B and C must be ({d}, {d}) matrices, got "
+                                   f"{tuple(B.shape)} and {tuple(C.shape)}")
+        path.check_deterministic("the coupled mixture oracle")
+        self.p0, self.B, self.C, self.path = p0, B.to(F64), C.to(F64), path
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """``n`` coupled pairs ``(x_0, x_1)``."""
+        x0 = self.p0.sample(n, generator)
+        zeta = torch.randn(x0.shape, generator=generator, dtype=F64)
+        return x0, x0 @ self.B.T + zeta @ self.C.T
+
+    def _moments(self, t: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Per component: mean ``K m`` and covariance ``V`` of ``x_t``, the target's mean
+        ``K' m`` and ``cov(T, x_t)``."""
+        a, b, _, da, db, _ = self.path.scalars(t)
+        eye = torch.eye(self.p0.dim, dtype=F64)
+        k, dk, cc = a * eye + b * self.B, da * eye + db * self.B, self.C @ self.C.T
+        covs = self.p0.covs
+        return (self.p0.means @ k.T, k @ covs @ k.T + b * b * cc, self.p0.means @ dk.T,
+                dk @ covs @ k.T + b * db * cc)
+
+    def marginal(self, t: float) -> GaussianMixture:
+        """The exact law of ``x_t`` (at ``t = 1`` the source's)."""
+        means, covs, _, _ = self._moments(t)
+        return GaussianMixture(means, covs, self.p0.weights)
+
+    def velocity(self, x: Tensor, t: float) -> Tensor:
+        """``u(t, x) = E[a' x_0 + b' x_1 | x_t = x]``."""
+        means, covs, t_means, cross = self._moments(t)
+        resp, r = _posterior_terms(x, means, covs, self.p0.weights.log())
+        per = t_means[None] + torch.einsum("kde,nke->nkd", cross, r)
+        return torch.einsum("nk,nkd->nd", resp, per).to(x.dtype)
+
+    def model(self) -> ExactInterpolantModel:
+        """The exact velocity as a model that ``euler`` and ``heun`` can call."""
+        return ExactInterpolantModel(self)

@@ -34,8 +34,10 @@ def _broadcast(values: list[float], like: Tensor) -> Tensor:
 def interpolate(path: Interpolant, x0: Tensor, x1: Tensor, z: Tensor, t: Tensor
                 ) -> tuple[Tensor, Tensor]:
     """``(x_t, d x_t / dt)`` for per-sample times ``t`` of shape ``(B,)``."""
-    cols = list(zip(*(path.scalars(float(s)) for s in t.tolist())))
-    a, b, g, da, db, dg = (_broadcast(list(c), x0) for c in cols)
+    times, where = torch.unique(t.detach().to("cpu", torch.float64), return_inverse=True)
+    table = torch.tensor([path.scalars(s) for s in times.tolist()], dtype=torch.float64)
+    cols = table[where].T.tolist()  # the six coefficients of each sample
+    a, b, g, da, db, dg = (_broadcast(c, x0) for c in cols)
     return a * x0 + b * x1 + g * z, da * x0 + db * x1 + dg * z
 
 

@@ -54,6 +54,27 @@ class Interpolant:
         for t in (0.0, 0.25, 0.5, 0.75, 1.0):
             if not self.gamma(t) >= 0.0:
                 raise InterpolantError(f"gamma(t) must be >= 0, got gamma({t}) = {self.gamma(t)}")
+        if not math.isclose(self.gamma(0.0), 0.0, abs_tol=1e-12):
+            raise InterpolantError(f"gamma(0) must be 0 (x_t is the data x_0 at t = 0), got "
+                                   f"gamma(0) = {self.gamma(0.0)}")
+
+    def __repr__(self) -> str:  # the coefficient functions have no useful repr
+        return f"Interpolant({self.name})"
+
+    def check_pinned(self, why: str) -> None:
+        """Refuse ``gamma(1) != 0`` where a method starts from (or ends at) exact ``x_1`` draws
+        (the paper's ``gamma(0) = gamma(1) = 0``); ``why`` names the method."""
+        if not math.isclose(self.gamma(1.0), 0.0, abs_tol=1e-12):
+            raise InterpolantError(f"{why} needs gamma(1) = 0 (x_t is the source x_1 at t = 1), "
+                                   f"but {self.name} has gamma(1) = {self.gamma(1.0)}")
+
+    def check_deterministic(self, why: str) -> None:
+        """Refuse ``gamma > 0`` anywhere (on a grid of 101 times) where ``why`` has no noise
+        ``z`` to draw."""
+        worst = max(self.gamma(k / 100) for k in range(101))
+        if worst > 0.0:
+            raise InterpolantError(f"{why} needs gamma(t) = 0 throughout, but {self.name} has "
+                                   f"gamma up to {worst:g}; use noise 0")
 
     def scalars(self, t: float) -> tuple[float, float, float, float, float, float]:
         """``(a, b, gamma, a', b', gamma')`` at ``t``."""

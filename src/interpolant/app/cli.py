@@ -154,6 +154,7 @@ def _sample(args: argparse.Namespace) -> int:
     from ..training.distributed import is_main, setup
 
     setup()  # under torchrun: the ranks share the batches (app/draw.py)
+    user_cli.prepare_sample(args)  # --diffusers DIR: RUN becomes a run of that model
 
     from .tune import accelerated, check_sample_options
 

@@ -101,6 +101,10 @@ class RunConfig:
         """Refuse unknown names early, before any work is done."""
         from ..training import TrainConfig
 
+        if self.model == "diffusers":  # a model saved by diffusers (app/diffusers_run.py)
+            from .diffusers_run import check_config as check_diffusers
+
+            return check_diffusers(self)
         datasets.check_source(self.data)  # a bundled name or a path to the user's data
         if self.model not in models.available():
             raise unknown_name("model", self.model, models.available())
@@ -133,6 +137,10 @@ def write_json(file: Path, payload: Any) -> None:
 
 def load_data(config: RunConfig, split: str = "train") -> tuple[Tensor, Tensor | None]:
     """The run's training data (``split="train"``) or held-out data (``"test"``)."""
+    if not config.data:  # a diffusers run made without --data
+        raise InterpolantError("this run has no data to compare with (it samples a diffusers "
+                               "model); give it reference data with `interpolant sample "
+                               "--diffusers DIR --run-dir RUN --data PATH`")
     if config.data == "digits":
         return datasets.digits(split, seed=config.seed)
     seed = config.seed if split == "train" else config.seed + 1
@@ -199,6 +207,10 @@ def load_trained(run_dir: str | os.PathLike[str], use_ema: bool = True) -> Train
     from ..training.checkpoint import newest_valid
 
     config = open_run(run_dir)
+    if config.model == "diffusers":
+        from .diffusers_run import load_run
+
+        return load_run(config)
     ckpt, skipped = newest_valid(Path(run_dir) / "checkpoints")
     if ckpt is None:
         raise InterpolantError(f"{run_dir} holds no checkpoint yet; train it first")

@@ -13,13 +13,26 @@ Building the parser imports nothing heavy; the handlers import what they need.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 BATCH = 256  # = draw.BATCH (not imported from there: the parser imports nothing heavy)
 
 
 def add_sample_options(p: argparse.ArgumentParser) -> None:
-    """``--batch`` of ``interpolant sample``."""
+    """``--batch``, ``--diffusers`` and ``--data`` of ``interpolant sample``."""
     add_eval_options(p)
+    p.add_argument("--diffusers", type=Path, metavar="DIR",
+                   help="a model or pipeline folder written by diffusers' save_pretrained: "
+                   "sample it into --run-dir, which eval and report then read like a run")
+    p.add_argument("--data", help="with --diffusers: reference data for `interpolant eval` "
+                   "(a path, with options, e.g. 'images/:size=32')")
+
+
+def prepare_sample(args: argparse.Namespace) -> None:
+    """``--diffusers DIR``: make ``--run-dir`` a run of that model (:mod:`.diffusers_run`)."""
+    from .diffusers_run import prepare
+
+    prepare(args)
 
 
 def add_eval_options(p: argparse.ArgumentParser) -> None:

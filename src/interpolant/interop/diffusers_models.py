@@ -79,6 +79,8 @@ class DiffusersNet(nn.Module):
         dit = "DiT" in type(model).__name__
         self.null_class = config.get("num_embeds_ada_norm") if dit else None
         self.num_classes = self.null_class if dit else config.get("num_class_embeds")
+        # what the library reads from a network (app/draw.py: labels for class-conditional ones)
+        self.config = {"num_classes": self.num_classes} if self.num_classes else {}
         self.train(getattr(model, "training", False))  # the wrapper keeps the model's mode
 
     def timestep(self, t: Tensor) -> Tensor:

@@ -1,4 +1,4 @@
-"""DeepCache and block caching: interval 1 is the network itself, full calls are exact, the
+"""DeepCache, encoder propagation (Faster Diffusion) and block caching: interval 1 is the network itself, full calls are exact, the
 per-call error is reported, a new run restarts the schedule, and bad networks are refused."""
 
 from __future__ import annotations
@@ -13,18 +13,18 @@ from interpolant.errors import InterpolantError
 KW = {"solver": "dpm++2m", "steps": 7}
 
 
-@pytest.mark.parametrize("kind", ["deepcache", "block"])
+@pytest.mark.parametrize("kind", ["deepcache", "encoder", "block"])
 def test_interval_one_is_the_identity(kind, unet_denoiser, dit_denoiser, images):
-    den = unet_denoiser if kind == "deepcache" else dit_denoiser
+    den = dit_denoiser if kind == "block" else unet_denoiser
     with torch.no_grad():
         plain = ip.sample(den, images, **KW)
         cached = ip.sample(accelerate(den, cache=kind, interval=1), images, **KW)
     assert torch.equal(plain, cached)
 
 
-@pytest.mark.parametrize("kind", ["deepcache", "block"])
+@pytest.mark.parametrize("kind", ["deepcache", "encoder", "block"])
 def test_error_per_call_is_zero_exactly_at_full_calls(kind, unet_denoiser, dit_denoiser, images):
-    den = unet_denoiser if kind == "deepcache" else dit_denoiser
+    den = dit_denoiser if kind == "block" else unet_denoiser
     errors = step_errors(den, accelerate(den, cache=kind, interval=3), images, **KW)
     assert len(errors) == 7
     assert all(e == 0.0 for e in errors[0::3])
@@ -48,6 +48,8 @@ def test_a_new_run_restarts_the_schedule(unet_denoiser, images):
 def test_networks_without_the_blocks_are_refused(unet_denoiser, dit_denoiser):
     with pytest.raises(InterpolantError, match="DeepCache needs a U-Net"):
         accelerate(dit_denoiser, cache="deepcache")
+    with pytest.raises(InterpolantError, match="encoder propagation needs"):
+        accelerate(dit_denoiser, cache="encoder")
     with pytest.raises(InterpolantError, match="block caching needs a transformer"):
         accelerate(unet_denoiser, cache="block")
     with pytest.raises(InterpolantError, match="interval must be an integer"):

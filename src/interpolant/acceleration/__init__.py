@@ -5,7 +5,8 @@ Every method wraps (DESIGN.md: acceleration wraps a denoiser, it does not patch 
 - :func:`search`: solver, options and time grid for an NFE budget against a fine reference
   of the user's own model (AutoDiffusion, USF / S^3);
 - :func:`model_statistics`: DPM-Solver-v3's empirical model statistics of a model and data;
-- :class:`DeepCacheUNet`, :class:`BlockCacheDiT`: feature caching (DeepCache, FORA);
+- :class:`DeepCacheUNet`, :class:`EncoderPropagationUNet`, :class:`BlockCacheDiT`: feature
+  caching (DeepCache, Faster Diffusion, FORA);
 - :func:`fake_quantize`, :func:`quantize_int8`, :func:`calibration_inputs`: post-training
   quantization with time-step-aware calibration (PTQ4DM, Q-Diffusion);
 - :func:`compile_network`, :class:`CastNetwork`: ``torch.compile`` with a fallback, bf16;
@@ -15,7 +16,7 @@ Every method wraps (DESIGN.md: acceleration wraps a denoiser, it does not patch 
 """
 
 from ._wrap import network_of, rewrap, step_errors
-from .cache import BlockCacheDiT, CacheSchedule, DeepCacheUNet
+from .cache import BlockCacheDiT, CacheSchedule, DeepCacheUNet, EncoderPropagationUNet
 from .compile import CastNetwork, CompiledNetwork, accelerate, compile_network, quantization
 from .quantize import calibration_inputs, fake_quantize, quantize_int8, round_to_bits
 from .search import DEFAULT_CANDIDATES, SearchResult, search
@@ -24,7 +25,7 @@ from .time_shift import TimeShift
 
 __all__ = [
     "BlockCacheDiT", "CacheSchedule", "CastNetwork", "CompiledNetwork", "DEFAULT_CANDIDATES",
-    "DeepCacheUNet", "SearchResult", "accelerate", "calibration_inputs", "compile_network",
+    "DeepCacheUNet", "EncoderPropagationUNet", "SearchResult", "accelerate", "calibration_inputs", "compile_network",
     "fake_quantize", "model_statistics", "network_of", "quantization", "quantize_int8", "rewrap",
     "round_to_bits", "search", "step_errors", "TimeShift",
 ]

@@ -1,4 +1,5 @@
-"""Feature caching across sampling steps: DeepCache for the U-Net, block caching for the DiT.
+"""Feature caching across sampling steps: DeepCache and encoder propagation for the U-Net,
+block caching for the DiT.
 
 - **DeepCache** (Ma, Fang & Wang, CVPR 2024): adjacent steps have nearly equal high-level
   features. At a full call the U-Net runs whole and keeps ``h = features["decoder_in.{level}"]``
@@ -10,6 +11,12 @@
   layers are skipped and their kept outputs reused, while the adaLN modulation (scale, shift,
   gate of the new ``t``) and the residual sums are recomputed:
   ``h = h + a1(t) Attn_kept;  h = h + a2(t) MLP_kept``.
+
+- **Encoder propagation** (Faster Diffusion, Li et al. 2023): the encoder (input convolution,
+  down levels and middle block) changes little between steps, the decoder much more. At a full
+  call the U-Net runs whole and keeps the encoder's output and skip features; at the next
+  ``interval - 1`` calls only the decoder runs, on the kept features and the new time (and
+  label) embedding: ``eps = Dec(E_kept, emb(t))``.
 
 Which calls are full is a :class:`CacheSchedule`: every ``interval``-th call of a run (or an
 explicit list of call indices). A run starts, and the call count restarts, whenever the time
@@ -84,6 +91,36 @@ class DeepCacheUNet(Wrapper):
             self._kept = feats[f"decoder_in.{self.level}"]
             return out
         return self.net.forward_cached(x, t, cond, cached=self._kept, level=self.level)
+
+
+class EncoderPropagationUNet(Wrapper):
+    """Faster Diffusion's encoder propagation around :class:`interpolant.models.UNet` (it runs
+    the U-Net's own encoder, middle block and decoder pieces); called as ``net(x, t, cond)``."""
+
+    def __init__(self, unet: nn.Module, interval: int = 2,
+                 full_calls: Sequence[int] | None = None) -> None:
+        super().__init__()
+        if not all(hasattr(unet, a) for a in ("_encode", "_decode", "_embedding", "mid")):
+            raise InterpolantError(
+                f"encoder propagation needs interpolant.models.UNet (its encoder and decoder "
+                f"pieces); {type(unet).__name__} has none. For a transformer use block caching "
+                "(cache='block')"
+            )
+        self.net = unet
+        self.schedule = CacheSchedule(interval, full_calls)
+        self._kept: tuple[Tensor, list[list[Tensor]]] | None = None
+
+    def forward(self, x: Tensor, t: Tensor, cond: Any = None) -> Tensor:
+        net, out_dtype = self.net, x.dtype
+        x, t, labels = net._inputs(x, t, cond)
+        emb = net._embedding(t, labels)
+        if self.schedule.is_full(x, t) or self._kept is None:
+            h, skips = net._encode(x, emb, net.levels - 1, {})
+            res1, res2 = net.mid.res
+            self._kept = (res2(net.mid_attn(res1(h, emb)), emb), skips)
+        h, skips = self._kept
+        copies = [list(level) for level in skips]  # the decoder pops them
+        return net._decode(h, emb, copies, net.levels - 1, {}).to(out_dtype)
 
 
 class _Reuse(nn.Module):

@@ -20,10 +20,10 @@ from torch import Tensor, nn
 from ..errors import InterpolantError
 from ..network import call_network, takes_cond
 from ._wrap import Wrapper, network_of, rewrap
-from .cache import BlockCacheDiT, DeepCacheUNet
+from .cache import BlockCacheDiT, DeepCacheUNet, EncoderPropagationUNet
 from .quantize import check_bits, fake_quantize, quantize_int8
 
-CACHES = ("deepcache", "block")
+CACHES = ("deepcache", "block", "encoder")
 
 
 class CompiledNetwork(Wrapper):
@@ -92,7 +92,8 @@ def accelerate(
     """A denoiser running the network of ``denoiser`` accelerated; the original is unchanged.
 
     Args:
-        cache: ``"deepcache"`` (U-Net, :class:`DeepCacheUNet`), ``"block"`` (DiT,
+        cache: ``"deepcache"`` (U-Net, :class:`DeepCacheUNet`), ``"encoder"`` (U-Net,
+            Faster Diffusion, :class:`EncoderPropagationUNet`), ``"block"`` (DiT,
             :class:`BlockCacheDiT`) or ``None``; ``interval`` and ``cache_options`` (``level``,
             ``blocks``, ``full_calls``) go to the wrapper.
         quantize: ``"int8"`` (real int8 kernels, :func:`quantize_int8`), ``"fake<bits>"`` (e.g.
@@ -119,6 +120,8 @@ def accelerate(
         net = DeepCacheUNet(net, interval, **cache_options)
     elif cache == "block":
         net = BlockCacheDiT(net, interval, **cache_options)
+    elif cache == "encoder":
+        net = EncoderPropagationUNet(net, interval, **cache_options)
     if cast is not None:
         cast.net = net
         return rewrap(denoiser, cast)

@@ -7,8 +7,9 @@ network evaluations against a fine reference of the run's own model
 samples with it unless ``--solver`` names another (``--solver tuned`` insists on it).
 
 ``interpolant sample --cache deepcache[:interval] --quantize int8 --compile`` runs the run's
-network through :func:`interpolant.acceleration.accelerate`: DeepCache (U-Net) or block
-caching (``block[:interval]``, DiT), int8 kernels or fake ``fake<bits>[a]`` quantization
+network through :func:`interpolant.acceleration.accelerate`: DeepCache or encoder propagation
+(``encoder[:interval]``, Faster Diffusion) for a U-Net, block caching (``block[:interval]``)
+for a DiT, int8 kernels or fake ``fake<bits>[a]`` quantization
 (activations calibrated on a plain run across the trajectory), ``torch.compile`` with the
 plain network as fallback.
 
@@ -27,14 +28,15 @@ from typing import Any
 from ..errors import InterpolantError, unknown_name
 
 TUNED_FILE = "tuned.json"
-CACHES = {"deepcache": 3, "block": 2}  # name: default interval
+CACHES = {"deepcache": 3, "encoder": 2, "block": 2}  # name: default interval
 DEFAULT_SOLVER = "dpm++2m"
 
 
 def add_sample_options(p: argparse.ArgumentParser) -> None:
     """``--cache``, ``--quantize`` and ``--compile`` of ``interpolant sample``."""
     p.add_argument("--cache", help="feature caching: deepcache[:interval] (U-Net, default "
-                   "interval 3) or block[:interval] (DiT, default 2)")
+                   "interval 3), encoder[:interval] (U-Net, Faster Diffusion, 2) or "
+                   "block[:interval] (DiT, 2)")
     p.add_argument("--quantize", help="int8 (int8 kernels of the Linear layers, CPU) or "
                    "fake<bits>[a] (weights, and activations with 'a', rounded to <bits>)")
     p.add_argument("--compile", action="store_true", help="torch.compile the network (the "

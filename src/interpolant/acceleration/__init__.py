@@ -8,7 +8,8 @@ Every method wraps (DESIGN.md: acceleration wraps a denoiser, it does not patch 
 - :class:`DeepCacheUNet`, :class:`EncoderPropagationUNet`, :class:`BlockCacheDiT`: feature
   caching (DeepCache, Faster Diffusion, FORA);
 - :func:`fake_quantize`, :func:`quantize_int8`, :func:`calibration_inputs`: post-training
-  quantization with time-step-aware calibration (PTQ4DM, Q-Diffusion);
+  quantization with time-step-aware calibration (PTQ4DM, Q-Diffusion), temporal layers kept
+  exact (:func:`temporal_layers`, TFMQ-DM);
 - :func:`compile_network`, :class:`CastNetwork`: ``torch.compile`` with a fallback, bf16;
 - :func:`accelerate`: all of them on a denoiser, returning a denoiser (what the CLI calls);
 - :func:`step_errors`: the per-call error of any of them against the plain denoiser;
@@ -18,14 +19,16 @@ Every method wraps (DESIGN.md: acceleration wraps a denoiser, it does not patch 
 from ._wrap import network_of, rewrap, step_errors
 from .cache import BlockCacheDiT, CacheSchedule, DeepCacheUNet, EncoderPropagationUNet
 from .compile import CastNetwork, CompiledNetwork, accelerate, compile_network, quantization
-from .quantize import calibration_inputs, fake_quantize, quantize_int8, round_to_bits
+from .quantize import (calibration_inputs, fake_quantize, quantize_int8, round_to_bits,
+                       temporal_layers)
 from .search import DEFAULT_CANDIDATES, SearchResult, search
 from .statistics import model_statistics
 from .time_shift import TimeShift
 
 __all__ = [
     "BlockCacheDiT", "CacheSchedule", "CastNetwork", "CompiledNetwork", "DEFAULT_CANDIDATES",
-    "DeepCacheUNet", "EncoderPropagationUNet", "SearchResult", "accelerate", "calibration_inputs", "compile_network",
-    "fake_quantize", "model_statistics", "network_of", "quantization", "quantize_int8", "rewrap",
-    "round_to_bits", "search", "step_errors", "TimeShift",
+    "DeepCacheUNet", "EncoderPropagationUNet", "SearchResult", "TimeShift", "accelerate",
+    "calibration_inputs", "compile_network", "fake_quantize", "model_statistics", "network_of",
+    "quantization", "quantize_int8", "rewrap", "round_to_bits", "search", "step_errors",
+    "temporal_layers",
 ]

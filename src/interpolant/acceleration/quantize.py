@@ -10,6 +10,14 @@
   a few samples from every call (PTQ4DM, Shang et al. CVPR 2023; Q-Diffusion, Li et al. ICCV
   2023: calibrate on inputs drawn across the whole trajectory, since activation ranges change
   with the time step; a range observed at one ``t`` clips the others).
+- time-feature-aware quantization (TFMQ-DM, Huang et al. CVPR 2024): the layers that see only
+  the time (and label), never ``x`` (the time embedding and every block's projection of it),
+  make the "temporal features"; their inputs take one value per sampling time, so rounding
+  them distorts every step alike and cannot be calibrated away. :func:`temporal_layers` finds
+  them (their inputs are bitwise equal for two different ``x`` at the same ``t``), and
+  ``fake_quantize(..., time_aware=True)`` keeps them in full precision (their outputs could be
+  cached per time step of the grid, TFMQ's finite-set view, at no cost), so the temporal
+  features are exact.
 - :func:`quantize_int8`: real int8 kernels on the CPU: PyTorch's dynamic quantization of the
   ``Linear`` layers (weights int8 per tensor, activations quantized per batch at run time;
   convolutions have no dynamic int8 kernel and stay in float).
@@ -71,19 +79,45 @@ def calibration_inputs(denoiser: Any, x_start: Tensor, per_call: int = 16,
     return seen
 
 
+def temporal_layers(net: nn.Module, x: Tensor, t: Tensor, cond: Any = None) -> list[str]:
+    """Names of the ``Linear``/``Conv`` layers of ``net`` whose inputs depend on the time (and
+    ``cond``) only: bitwise equal inputs for ``x`` and a perturbed ``x`` at the same ``t``."""
+    seen: list[dict[str, Tensor]] = [{}, {}]
+    named = [(n, m) for n, m in net.named_modules() if isinstance(m, LAYERS)]
+    with_cond = takes_cond(net)
+    for k, xk in enumerate((x, x + torch.randn(x.shape, generator=torch.Generator()
+                                               .manual_seed(0), dtype=x.dtype).to(x.device))):
+        handles = [m.register_forward_pre_hook(
+            lambda module, args, name=n, store=seen[k]: store.setdefault(name, args[0].clone()))
+            for n, m in named]
+        try:
+            with torch.no_grad():
+                call_network(net, with_cond, xk, t, cond)
+        finally:
+            for h in handles:
+                h.remove()
+    return [n for n, _ in named
+            if n in seen[0] and n in seen[1] and torch.equal(seen[0][n], seen[1][n])]
+
+
 def fake_quantize(net: nn.Module, bits: int = 8, *, activations: bool = False,
-                  calibration: Calibration | None = None, per_channel: bool = True) -> nn.Module:
+                  calibration: Calibration | None = None, per_channel: bool = True,
+                  time_aware: bool = False) -> nn.Module:
     """A copy of ``net`` with fake-quantized weights (and layer inputs with ``activations``,
-    whose ranges come from ``calibration``, see :func:`calibration_inputs`)."""
+    whose ranges come from ``calibration``, see :func:`calibration_inputs`). With
+    ``time_aware`` the temporal layers (:func:`temporal_layers`, found on the first
+    calibration input) stay in full precision (TFMQ-DM, module docstring)."""
     bits = check_bits(bits)
     layers = [m for m in net.modules() if isinstance(m, LAYERS)]
     if not layers:
         raise InterpolantError(f"{type(net).__name__} has no Linear or Conv layers to quantize")
-    if activations and not calibration:
-        raise InterpolantError("activation quantization needs calibration inputs; pass "
-                               "calibration=interpolant.acceleration.calibration_inputs(...)")
+    if (activations or time_aware) and not calibration:
+        raise InterpolantError(f"{'activation' if activations else 'time-aware'} quantization "
+                               "needs calibration inputs; pass calibration="
+                               "interpolant.acceleration.calibration_inputs(...)")
+    keep = set(temporal_layers(net, *calibration[0])) if time_aware and calibration else set()
     quant = copy.deepcopy(net)
-    layers = [m for m in quant.modules() if isinstance(m, LAYERS)]
+    layers = [m for n, m in quant.named_modules() if isinstance(m, LAYERS) and n not in keep]
     with torch.no_grad():
         for m in layers:
             m.weight.copy_(round_to_bits(m.weight, bits, per_channel))

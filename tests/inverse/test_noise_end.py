@@ -59,8 +59,8 @@ def test_the_noise_end_is_the_limit_of_the_correction():
     ref = prior.posterior(op, y, sy).denoiser(PATH)
     pigdm = PiGDM(den, op, y, sy, data_var=C)
     assert torch.allclose(pigdm(x, 1.0), ref(x, 1.0), atol=1e-10)
-    assert torch.allclose(pigdm(x, 1.0), mixture_moments(prior.posterior(op, y, sy))[0].expand(5, 6),
-                          atol=1e-10)
+    post_mean = mixture_moments(prior.posterior(op, y, sy))[0]
+    assert torch.allclose(pigdm(x, 1.0), post_mean.expand(5, 6), atol=1e-10)
     for likelihood in (False, True):
         dps = DPS(den, op, y, sy, data_var=C, gaussian_likelihood=likelihood)
         at_end, below = dps(x, 1.0), dps(x, 1.0 - 1e-6)

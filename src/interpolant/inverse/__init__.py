@@ -2,10 +2,13 @@
 
 Operators are immutable values (:mod:`.operators`, :mod:`.imaging`): :class:`Inpaint`,
 :class:`Downsample`, :class:`Blur`, :class:`Linear`, :class:`FunctionOperator`,
-:class:`Reshaped`. The exact posterior of a Gaussian-mixture prior is
+:class:`Reshaped`, :func:`random_projection` (compressed sensing, :mod:`.sensing`). The
+exact posterior of a Gaussian-mixture prior is
 :meth:`interpolant.oracle.GaussianMixture.posterior` (:mod:`.posterior`). :func:`restore`
 draws posterior samples with DPS, PiGDM or DDNM (:mod:`.guided`: guided denoisers that any
-solver runs), RePaint (:mod:`.repaint`) or RED-diff (:mod:`.reddiff`).
+solver runs), RePaint (:mod:`.repaint`) or RED-diff (:mod:`.reddiff`). An unknown ``sigma_y`` is
+estimated by :func:`estimate_sigma_y` (maximum evidence under a Gaussian-mixture prior,
+:mod:`.noise`).
 
 >>> op = ip.inverse.Inpaint(mask)                                      # doctest: +SKIP
 >>> post = gmm.posterior(op, y, sigma_y)          # exact, again a mixture  # doctest: +SKIP
@@ -14,11 +17,13 @@ solver runs), RePaint (:mod:`.repaint`) or RED-diff (:mod:`.reddiff`).
 
 from .guided import DDNM, DPS, MeasurementGuided, PiGDM
 from .imaging import Blur, Downsample, Inpaint
+from .noise import estimate_sigma_y, log_evidence
 from .operators import FunctionOperator, Linear, Operator, Reshaped
 from .posterior import mixture_moments
 from .reddiff import red_diff
 from .repaint import repaint
 from .restore import METHODS, restore
+from .sensing import Flattened, random_projection
 
 __all__ = [
     "METHODS",
@@ -26,6 +31,7 @@ __all__ = [
     "DDNM",
     "DPS",
     "Downsample",
+    "Flattened",
     "FunctionOperator",
     "Inpaint",
     "Linear",
@@ -33,7 +39,10 @@ __all__ = [
     "Operator",
     "PiGDM",
     "Reshaped",
+    "estimate_sigma_y",
+    "log_evidence",
     "mixture_moments",
+    "random_projection",
     "red_diff",
     "repaint",
     "restore",

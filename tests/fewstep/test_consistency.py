@@ -9,6 +9,7 @@ import torch
 
 import interpolant as ip
 from interpolant import fewstep as fs
+from interpolant.errors import InterpolantError
 
 from .conftest import small_mlp
 
@@ -109,3 +110,48 @@ def test_multistep_sampling_is_deterministic_at_eta_zero(oracle, cd_student):
     a = fs.sample(cd_student, oracle.x1, nfe=2, generator=torch.Generator().manual_seed(0))
     b = fs.sample(cd_student, oracle.x1, nfe=2, generator=torch.Generator().manual_seed(1))
     assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("solver", ["ddim", "euler", "heun"])
+def test_batched_teacher_step_equals_the_solver_per_interval(oracle, solver):
+    """one_step_pairs steps every row over its own interval exactly as one step of the
+    solver does, with one teacher evaluation for the whole batch (two for Heun)."""
+    ts, idx, x_next = _grid_batch(oracle)
+    den = oracle.gmm.denoiser(oracle.path)
+    fast = fs.one_step_pairs(den, x_next, ts[idx + 1], ts[idx], solver)
+    assert den.nfe == (2 if solver == "heun" else 1)
+    slow = fs.cd_pairs(fs.teacher_step(oracle.teacher, solver, 1), x_next, idx, ts)
+    assert torch.allclose(fast, slow, rtol=0, atol=1e-12)
+    with pytest.raises(InterpolantError, match="batched teacher step"):
+        fs.one_step_pairs(den, x_next, ts[idx + 1], ts[idx], "dpm++2m")
+
+
+class VOfExact(torch.nn.Module):
+    """The oracle's exact v prediction as a network (a perfect v-teacher)."""
+
+    def __init__(self, den):
+        super().__init__()
+        self.den, self.scale = den, torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, x, t):
+        return self.scale * self.den(x, t, target="v")
+
+
+def test_teacher_parameterisation_is_lcms_formula(oracle, path):
+    """f = alpha_min (c_skip x / alpha + (1 - c_skip) x0^), c_skip = sd^2 / ((s - s_min)^2 +
+    sd^2) in s = sigma / alpha, x0^ the data prediction of a v network: exact at t_min, the
+    teacher's x0 where the noise dominates."""
+    gmm = oracle.gmm
+    den = gmm.denoiser(path)
+    model = fs.ConsistencyModel(VOfExact(den), path, sigma_data=0.7, prediction="v").double()
+    x = gmm.sample(6, generator=torch.Generator().manual_seed(2))
+    t_min = torch.full((6,), path.t_min, dtype=torch.float64)
+    assert torch.allclose(model(x, t_min), x, rtol=0, atol=1e-12)
+    t = torch.linspace(0.05, 0.9, 6, dtype=torch.float64)
+    a, s = path.alpha(t)[:, None], path.sigma(t)[:, None]
+    a_min = path.alpha(path.t_min)
+    s_min = path.sigma(path.t_min) / a_min
+    skip = 0.49 / ((s / a - s_min) ** 2 + 0.49)
+    want = a_min * (skip * x / a + (1 - skip) * den(x, t))
+    assert torch.allclose(model(x, t), want, rtol=1e-10, atol=1e-10)
+

@@ -31,7 +31,7 @@ from ..paths import GaussianPath
 from ..predictions import Denoiser
 from .consistency import (ConsistencyModel, consistency_grid, consistency_loss,
                           consistency_sample, multistep_times, pseudo_huber)
-from .distillation import cd_pairs, consistency_distillation, teacher_step
+from .distillation import cd_pairs, consistency_distillation, one_step_pairs, teacher_step
 from .ict import consistency_training, curriculum, interval_probabilities, interval_weights
 from .mmd import mmd2, mmd_finetune
 from .progressive import progressive_distillation, two_step_target
@@ -45,8 +45,8 @@ __all__ = [
     "consistency_distillation", "consistency_training", "progressive_distillation", "reflow",
     "reflow_pairs", "straightness", "u_shaped", "pseudo_huber", "consistency_loss",
     "consistency_grid", "consistency_sample", "multistep_times", "teacher_step", "cd_pairs",
-    "curriculum", "interval_probabilities", "interval_weights", "two_step_target", "mmd2",
-    "mmd_finetune",
+    "one_step_pairs", "curriculum", "interval_probabilities", "interval_weights",
+    "two_step_target", "mmd2", "mmd_finetune",
 ]
 
 Student = ConsistencyStudent | SolverStudent
@@ -88,11 +88,11 @@ def distill(teacher: Denoiser | None, method: str = "cd", *, student: nn.Module,
     if method == "cd":
         model = consistency_distillation(teacher, student, data, steps=steps,
                                          generator=generator, **options)
-        return ConsistencyStudent(model, "cd", eta)
+        return ConsistencyStudent(model, "cd", eta, model.losses)
     if method == "ct":
         model = consistency_training(path or teacher.path, student, data, steps=steps,
                                      generator=generator, **options)
-        return ConsistencyStudent(model, "ct", eta)
+        return ConsistencyStudent(model, "ct", eta, model.losses)
     if method == "pd":
         return progressive_distillation(teacher, student, data, steps=steps, generator=generator,
                                         **options)

@@ -10,7 +10,10 @@ point at ``t_min``: ``f(x_t, t) = f(x_s, s)`` and ``f(x, t_min) = x``. On a Gaus
     c_out  = sigma_d (s - s_min) / sqrt(sigma_d^2 + s^2)
 
 which is finite where ``alpha = 0`` (multiply through by ``alpha``) and gives ``f(x, t_min) = x``
-exactly. The loss compares the student at the noisier point of a pair of adjacent grid points
+exactly. A student started from a teacher's weights keeps the teacher's parameterisation instead
+(Luo et al. 2023, Latent Consistency Models, eq. 9): the raw network is the teacher's kind of
+prediction ``F(x, t)`` (``eps``, ``v``, ...) converted to a data prediction ``x0^`` on the path,
+and ``f(x, t) = alpha_min (c_skip x / alpha + (1 - c_skip) x0^)``, again exact at ``t_min``. The loss compares the student at the noisier point of a pair of adjacent grid points
 with a stop-gradient target at the cleaner one (eq. 10)::
 
     L = lambda(t_n) d(f_theta(x_{n+1}, t_{n+1}), f_target(x_n, t_n))
@@ -32,6 +35,7 @@ from ..errors import InterpolantError
 from ..grids import make as make_grid
 from ..network import call_network, takes_cond
 from ..paths import GaussianPath, broadcast_time
+from ..predictions import TARGETS, convert
 
 ConsistencyFn = Callable[[Tensor, Tensor], Tensor]
 
@@ -50,16 +54,24 @@ class ConsistencyModel(nn.Module):
     """``f(x, t, cond)`` of the module docstring around a raw network ``F = net(x, t, cond)``.
 
     ``sigma_data`` is the data's standard deviation (0.5 in the papers' images in [-1, 1]).
+    ``prediction`` (e.g. ``"v"``): the network is a teacher-like predictor of that kind, seen
+    by ``f`` through its data prediction (LCM's parameterisation, module docstring); ``None``:
+    Song et al.'s ``F(c_in x, t)``.
     """
 
-    def __init__(self, net: nn.Module, path: GaussianPath, sigma_data: float = 0.5) -> None:
+    def __init__(self, net: nn.Module, path: GaussianPath, sigma_data: float = 0.5,
+                 prediction: str | None = None) -> None:
         super().__init__()
         if not isinstance(path, GaussianPath):
             raise InterpolantError(f"a consistency model needs a Gaussian path, got "
                                    f"{type(path).__name__}")
         if not sigma_data > 0:
             raise InterpolantError(f"sigma_data must be positive, got {sigma_data}")
+        if prediction is not None and prediction not in TARGETS:
+            raise InterpolantError(f"unknown prediction {prediction!r}; choose one of: "
+                                   f"{', '.join(TARGETS)}")
         self.net, self.path, self.sigma_data = net, path, float(sigma_data)
+        self.prediction = prediction
         self._with_cond = takes_cond(net)
         t_min = path.t_min
         self.alpha_min = path.alpha(t_min)
@@ -80,12 +92,19 @@ class ConsistencyModel(nn.Module):
             raise InterpolantError(f"t must be a tensor of shape ({x.shape[0]},)")
         c_x, c_f, c_in = (broadcast_time(c.to(device=x.device, dtype=x.dtype), x)
                           for c in self.coefficients(t))
+        if self.prediction is not None:  # c_x = alpha_min c_skip / alpha
+            c_in = torch.ones_like(c_in)
+            a = broadcast_time(self.path.alpha(t.to(torch.float64)).to(x.dtype), x)
+            c_f = self.alpha_min - c_x * a  # alpha_min (1 - c_skip)
         out = call_network(self.net, self._with_cond, c_in * x, t.to(x.dtype), cond)
         if not isinstance(out, Tensor) or out.shape != x.shape:
             shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
             raise InterpolantError(f"the student network returned {shape} for data of shape "
                                    f"{tuple(x.shape)}; it must return the data's shape")
-        return c_x * x + c_f * out.to(x.dtype)
+        out = out.to(x.dtype)
+        if self.prediction is not None:
+            out = convert(out, self.prediction, "x0", x, t.to(x.dtype), self.path)
+        return c_x * x + c_f * out
 
 
 def pseudo_huber(a: Tensor, b: Tensor, c: float | None = None) -> Tensor:

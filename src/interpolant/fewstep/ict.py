@@ -77,5 +77,5 @@ def consistency_training(
         return consistency_loss(model, model, noisy(path, x0, t_next, z), t_next,
                                 noisy(path, x0, t_prev, z), t_prev, weight[idx], metric)
 
-    fit(model, loss, steps, lr, name="consistency training")
+    model.losses = fit(model, loss, steps, lr, name="consistency training")
     return model

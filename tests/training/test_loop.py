@@ -159,7 +159,7 @@ def test_bad_input_is_refused_and_nothing_saved_is_lost(tmp_path):
         (dict(labels=torch.where(labels == 3, 8, labels)), r"labels must lie in \[0, 8\)"),
         (dict(target="noise"), "unknown prediction target"),
         (dict(density="beta"), "unknown time density"),
-        (dict(weight="p2"), "unknown loss weight"),
+        (dict(weight="p7"), "unknown loss weight"),
         (dict(coupling="sinkhorn"), "unknown coupling"),
         (dict(lr=2e-2), "cannot resume: settings differ.*lr"),
         (dict(resume=False), "already holds checkpoints"),

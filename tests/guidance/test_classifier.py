@@ -114,3 +114,21 @@ def test_exact_classifier_guidance_samples_like_the_conditional_model_with_every
     x1 = torch.randn(6, 2, dtype=F64, generator=torch.Generator().manual_seed(5))
     samples_alike(ip.guidance.ClassifierGuidance(den, gmm.classifier(path), 1.0), den, x1,
                   torch.tensor([0, 1, 2, 0, 1, 2]), 1e-7)
+
+
+def test_no_shift_at_pure_noise():
+    """On the cosine path alpha(1) = 6e-17: x_1 carries nothing of x_0, the exact guidance
+    gradient is 0 there, and a learned classifier's leftover (times sigma^2 / alpha ~ 1e16)
+    would wreck the first step. The guided x0 at t = 1 is the model's; at t = 0.99 it is not."""
+    gmm = ip.oracle.GaussianMixture.preset("aniso2d")
+    path = ip.paths.VPCosine()
+    den = gmm.denoiser(path)
+
+    def leftover(x, t):  # logits whose gradient does not vanish at t = 1
+        return torch.stack([x[:, 0], -x[:, 0]], 1)
+
+    g = ip.guidance.ClassifierGuidance(den, leftover, 2.0)
+    x, labels = torch.randn(4, 2, dtype=torch.float64), torch.zeros(4, dtype=torch.long)
+    for t in (1.0, torch.ones(4, dtype=torch.float64)):
+        torch.testing.assert_close(g(x, t, labels, "x0"), den(x, t, None, "x0"))
+    assert float((g(x, 0.99, labels, "x0") - den(x, 0.99, None, "x0")).abs().max()) > 1e-3

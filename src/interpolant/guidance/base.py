@@ -26,6 +26,7 @@ from ..errors import InterpolantError, unknown_name
 from ..labels import NULL_LABEL
 from ..paths import check_time
 from ..predictions import TARGETS, convert
+from ..solvers.exponential import PURE_NOISE_LAM
 
 __all__ = ["Guided", "check_callable", "check_scale", "labels_of", "new_run", "repeated",
            "stacked", "with_null"]
@@ -164,8 +165,17 @@ class Guided:
 
     def _shift(self, delta: Tensor, target: str, x: Tensor, t: Tensor | float) -> Tensor:
         """What adding ``delta`` to the score adds to a ``target`` prediction: the linear part
-        of the score-to-target map (``eps: -sigma delta``, ``x0: sigma^2 / alpha delta``, ...)."""
-        return convert(delta, "score", target, torch.zeros_like(x), t, self.path)
+        of the score-to-target map (``eps: -sigma delta``, ``x0: sigma^2 / alpha delta``, ...).
+
+        At pure noise (``lam < PURE_NOISE_LAM``, e.g. ``alpha(1) = 6e-17`` on the cosine path)
+        ``x_t`` carries nothing of ``x_0``, so every guidance gradient (classifier, loss) is
+        exactly 0 there; a learned one's leftover would come back multiplied by
+        ``sigma^2 / alpha``, so the shift is 0 at those times."""
+        shift = convert(delta, "score", target, torch.zeros_like(x), t, self.path)
+        noise = self.path.lam(t) < PURE_NOISE_LAM
+        if isinstance(noise, Tensor):
+            return shift.masked_fill(noise.view(-1, *([1] * (x.ndim - 1))).to(x.device), 0.0)
+        return torch.zeros_like(shift) if noise else shift
 
     def parameter_dtypes(self) -> set[torch.dtype]:
         """Floating dtypes of the inner networks' parameters (for ``ip.sample``'s check)."""

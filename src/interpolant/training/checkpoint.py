@@ -125,10 +125,12 @@ def _plain(state: dict[str, Tensor]) -> dict[str, Tensor]:
 def save_checkpoint(ckpt_dir: str | os.PathLike[str], step: int, model: nn.Module, *,
                     ema: nn.Module | None = None, optimizer: torch.optim.Optimizer | None = None,
                     rng: dict[str, Tensor] | None = None, config: dict[str, Any] | None = None,
-                    keep: int = 2, objective: nn.Module | None = None) -> Path:
+                    keep: int = 2, objective: nn.Module | None = None,
+                    extra: dict[str, dict[str, Tensor]] | None = None) -> Path:
     """Write checkpoint ``step_<step>`` atomically under ``ckpt_dir``; returns its path.
 
-    ``objective``: a trained loss module (learned loss weighting), saved as ``objective``."""
+    ``objective``: a trained loss module (learned loss weighting), saved as ``objective``;
+    ``extra``: further named tensor dicts (e.g. ``power_ema``), one file each."""
     ckpt_dir = Path(ckpt_dir)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     payloads: dict[str, bytes] = {"model": st_save(_plain(model.state_dict()))}
@@ -136,6 +138,8 @@ def save_checkpoint(ckpt_dir: str | os.PathLike[str], step: int, model: nn.Modul
         payloads["ema"] = st_save(_plain(ema.state_dict()))
     if objective is not None:
         payloads["objective"] = st_save(_plain(objective.state_dict()))
+    for key, tensors in (extra or {}).items():
+        payloads[key] = st_save(_plain(tensors))
     meta = None
     if optimizer is not None:
         tensors, meta = _flatten_optimizer(optimizer.state_dict())

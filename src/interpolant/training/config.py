@@ -19,6 +19,9 @@ class TrainConfig:
 
     ``batch_size`` is per rank. ``lr`` is reached by linear warm-up over ``warmup`` steps and
     then held. ``ema_halflife`` is in samples (see :mod:`.ema`); give it or ``ema_decay``.
+    ``ema_sigma_rels`` (e.g. ``(0.05, 0.10)``) tracks EDM2's power-function EMAs of those
+    relative widths and ``ema_snapshot_every`` (steps) saves their snapshots for post-hoc EMA
+    (:mod:`.power_ema`; the run needs a ``run_dir``).
     ``label_dropout`` is the probability of replacing a label by ``NULL_LABEL`` (CFG training,
     Ho & Salimans 2022). ``clip_grad=None`` disables clipping. ``density``/``weight``/
     ``coupling`` may be callables; the JSON record then holds their ``repr``.
@@ -37,6 +40,8 @@ class TrainConfig:
     ema_decay: float | None = None
     ema_halflife: float | None = None
     ema_rampup: float | None = None
+    ema_sigma_rels: tuple[float, ...] | None = None
+    ema_snapshot_every: int | None = None
     label_dropout: float = 0.1
     num_classes: int | None = None
     clip_grad: float | None = 1.0
@@ -65,6 +70,18 @@ class TrainConfig:
         if self.warmup < 0:
             raise InterpolantError(f"warmup must be >= 0, got {self.warmup}")
         self.betas = (float(self.betas[0]), float(self.betas[1]))
+        if self.ema_sigma_rels is not None:
+            from .power_ema import sigma_rel_to_gamma
+
+            self.ema_sigma_rels = tuple(float(s) for s in self.ema_sigma_rels)
+            for s in self.ema_sigma_rels:
+                sigma_rel_to_gamma(s)  # validates
+        if self.ema_snapshot_every is not None and (self.ema_sigma_rels is None or not (
+                isinstance(self.ema_snapshot_every, int) and self.ema_snapshot_every >= 1)):
+            raise InterpolantError("ema_snapshot_every must be a positive number of steps and "
+                                   "needs ema_sigma_rels (e.g. (0.05, 0.10)), got "
+                                   f"{self.ema_snapshot_every!r} with ema_sigma_rels="
+                                   f"{self.ema_sigma_rels!r}")
 
     def lr_at(self, step: int) -> float:
         """Learning rate of step ``step`` (0-based): linear warm-up, then constant."""
@@ -78,6 +95,8 @@ class TrainConfig:
             if not isinstance(out[key], str):
                 out[key] = repr(out[key])
         out["betas"] = list(self.betas)
+        if self.ema_sigma_rels is not None:
+            out["ema_sigma_rels"] = list(self.ema_sigma_rels)
         return out
 
     @classmethod

@@ -31,6 +31,12 @@ when it has one, else from the config's density. If ``obj`` is an :class:`torch.
 with the network's (their gradients are averaged over ranks under DDP and clipped with the
 network's), and its ``state_dict`` is saved in every checkpoint (``objective.safetensors``) and
 restored on resume, so exact resume still holds.
+
+Post-hoc EMA (EDM2): ``ema_sigma_rels`` tracks power-function EMAs (saved in checkpoints as
+``power_ema``), and every ``ema_snapshot_every`` steps and at the end their snapshot goes to
+``run_dir/ema_snapshots/``; :func:`~.power_ema.posthoc_ema` rebuilds any ``sigma_rel`` from
+them. Without a classic EMA, ``TrainResult.ema_model`` (and the checkpoint's ``ema``) is the
+first power EMA.
 """
 
 from __future__ import annotations
@@ -41,7 +47,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Callable
-from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -53,8 +58,10 @@ from ..paths import GaussianPath
 from . import couplings, distributed
 from .checkpoint import newest_valid, save_checkpoint, step_dirs
 from .config import TrainConfig, check_resumable
+from .inputs import check_data as _check_data
 from .ema import EMA
 from .objectives import Objective
+from .power_ema import PowerEMA, save_snapshot
 
 LossFn = Callable[..., Tensor]
 
@@ -69,33 +76,6 @@ class TrainResult:
     ema_model: nn.Module | None
     history: list[dict[str, float]] = field(default_factory=list)
     step: int = 0
-
-
-def _check_data(data: Any, labels: Any, num_classes: int | None) -> tuple[Tensor, Tensor | None]:
-    if not isinstance(data, Tensor) or not data.is_floating_point() or data.ndim < 2:
-        what = f"{data.dtype} tensor of shape {tuple(data.shape)}" if isinstance(
-            data, Tensor) else type(data).__name__
-        raise InterpolantError(f"data must be a floating tensor of shape (N, ...), got {what}")
-    if not bool(torch.isfinite(data).all()):
-        bad = int((~torch.isfinite(data)).flatten(1).any(1).nonzero()[0])
-        raise InterpolantError(f"data contain non-finite values (first at sample {bad})")
-    if labels is None:
-        return data, None
-    if not isinstance(labels, Tensor) or labels.dtype != torch.int64 or labels.shape != (
-            data.shape[0],):
-        what = f"{labels.dtype} {tuple(labels.shape)}" if isinstance(labels, Tensor) else type(
-            labels).__name__
-        raise InterpolantError(f"labels must be an int64 tensor of shape ({data.shape[0]},), "
-                               f"got {what}")
-    if num_classes is None:
-        raise InterpolantError("class labels need num_classes (from the model's config or "
-                               "the num_classes argument)")
-    bad = (labels < 0) | (labels >= num_classes)
-    if bool(bad.any()):
-        i = int(bad.nonzero()[0])
-        raise InterpolantError(f"labels must lie in [0, {num_classes}); label {int(labels[i])} "
-                               f"at sample {i}")
-    return data, labels
 
 
 class Trainer:
@@ -148,6 +128,10 @@ class Trainer:
                                            weight_decay=cfg.weight_decay)
         has_ema = cfg.ema_decay is not None or cfg.ema_halflife is not None
         self.ema = EMA(model, cfg.ema_decay, cfg.ema_halflife, cfg.ema_rampup) if has_ema else None
+        self.power_ema = PowerEMA(model, cfg.ema_sigma_rels) if cfg.ema_sigma_rels else None
+        if cfg.ema_snapshot_every is not None and run_dir is None:
+            raise InterpolantError("ema_snapshot_every saves post-hoc EMA snapshots into the "
+                                   "run directory; give run_dir")
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.step_count = 0
         self.history: list[dict[str, float]] = []
@@ -182,6 +166,11 @@ class Trainer:
                                    "pass the same objective as the run that saved it")
         if self.loss_module is not None:
             self.loss_module.load_state_dict(saved_loss)
+        if self.power_ema is not None:
+            if "power_ema" not in ckpt.tensors:
+                raise InterpolantError(f"cannot resume: checkpoint {ckpt.path} holds no power "
+                                       "EMA; resume without ema_sigma_rels")
+            self.power_ema.load_state_dict(ckpt.tensors["power_ema"])
         if self.ema is not None:
             self.ema.load_state_dict(ckpt.tensors["ema"])
         self.optimizer.load_state_dict(ckpt.optimizer_state())
@@ -220,8 +209,10 @@ class Trainer:
                       "arch": getattr(self.module, "arch", None),
                       "data_shape": list(self.data.shape[1:])}
             rng = {"generator": self.generator.get_state(), "torch": torch.get_rng_state()}
+            extra = None if self.power_ema is None else {"power_ema":
+                                                         self.power_ema.state_dict()}
             path = save_checkpoint(self.ckpt_dir, self.step_count, self.module,
-                                   ema=None if self.ema is None else self.ema.model,
+                                   ema=self._ema_model(), extra=extra,
                                    optimizer=self.optimizer, rng=rng, config=config,
                                    objective=self.loss_module,
                                    keep=self.config.keep_checkpoints)
@@ -277,6 +268,9 @@ class Trainer:
         self.step_count += 1
         if self.ema is not None:
             self.ema.update(self.module, self.global_batch, self.step_count * self.global_batch)
+        if self.power_ema is not None:
+            self.power_ema.update(self.module, self.global_batch,
+                                  self.step_count * self.global_batch)
         return {"step": self.step_count, "loss": float(mean_loss),
                 "grad_norm": float(grad_norm), "lr": lr}
 
@@ -310,10 +304,18 @@ class Trainer:
                 record["threads"] = threads
                 self._log(record)
                 bar.set_postfix(loss=f"{record['loss']:.4f}")
+            every = cfg.ema_snapshot_every
+            if every and (s % every == 0 or s == cfg.steps) and self.rank == 0:
+                save_snapshot(self.run_dir / "ema_snapshots",  # type: ignore[operator]
+                              s * self.global_batch, self.power_ema)  # type: ignore[arg-type]
             if cfg.checkpoint_every and s % cfg.checkpoint_every == 0 and s < cfg.steps:
                 self.save()
         bar.close()
         if self.run_dir is not None:
             self.save()
-        return TrainResult(self.module, None if self.ema is None else self.ema.model,
-                           self.history, self.step_count)
+        return TrainResult(self.module, self._ema_model(), self.history, self.step_count)
+
+    def _ema_model(self) -> nn.Module | None:
+        if self.ema is not None:
+            return self.ema.model
+        return None if self.power_ema is None else self.power_ema.models[0]

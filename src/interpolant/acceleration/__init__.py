@@ -13,11 +13,13 @@ Every method wraps (DESIGN.md: acceleration wraps a denoiser, it does not patch 
 - :func:`compile_network`, :class:`CastNetwork`: ``torch.compile`` with a fallback, bf16;
 - :func:`accelerate`: all of them on a denoiser, returning a denoiser (what the CLI calls);
 - :func:`step_errors`: the per-call error of any of them against the plain denoiser;
-- :class:`TimeShift`: the Time-Shift Sampler's shifted network times (exposure bias).
+- :class:`TimeShift`: the Time-Shift Sampler's shifted network times (exposure bias);
+- :class:`DynamicCompensation`, :func:`fit_ratios`: DC-Solver's compensated model outputs.
 """
 
 from ._wrap import network_of, rewrap, step_errors
 from .cache import BlockCacheDiT, CacheSchedule, DeepCacheUNet, EncoderPropagationUNet
+from .compensation import DynamicCompensation, fit_ratios
 from .compile import CastNetwork, CompiledNetwork, accelerate, compile_network, quantization
 from .quantize import (calibration_inputs, fake_quantize, quantize_int8, round_to_bits,
                        temporal_layers)
@@ -27,8 +29,8 @@ from .time_shift import TimeShift
 
 __all__ = [
     "BlockCacheDiT", "CacheSchedule", "CastNetwork", "CompiledNetwork", "DEFAULT_CANDIDATES",
-    "DeepCacheUNet", "EncoderPropagationUNet", "SearchResult", "TimeShift", "accelerate",
-    "calibration_inputs", "compile_network", "fake_quantize", "model_statistics", "network_of",
-    "quantization", "quantize_int8", "rewrap", "round_to_bits", "search", "step_errors",
-    "temporal_layers",
+    "DeepCacheUNet", "DynamicCompensation", "EncoderPropagationUNet", "SearchResult",
+    "TimeShift", "accelerate", "calibration_inputs", "compile_network", "fake_quantize",
+    "fit_ratios", "model_statistics", "network_of", "quantization", "quantize_int8", "rewrap",
+    "round_to_bits", "search", "step_errors", "temporal_layers",
 ]

@@ -29,6 +29,7 @@ from ..bench import NAMES as BENCHMARKS
 from ..errors import InterpolantError
 from . import user_cli
 from .options import add_guidance_options, add_restore_edit_parsers
+from .cmd_distill import add_parser as add_distill_parser, run as _distill
 from .tune import add_parser as add_tune_parser, add_sample_options, run as _tune
 
 if TYPE_CHECKING:
@@ -117,6 +118,7 @@ def _parser() -> argparse.ArgumentParser:
                    "this process may use)")
 
     add_restore_edit_parsers(sub, fmt)
+    add_distill_parser(sub, fmt)
     add_tune_parser(sub, fmt)
 
     sub.add_parser("solvers", help="list the solver names")
@@ -290,6 +292,7 @@ def _in_commands(name: str) -> Callable[[argparse.Namespace], int]:
 COMMANDS = {"train": _train, "sample": _sample, "eval": _eval, "report": _report,
             "bench": _bench, "demo": _demo, "solvers": _solvers,
             "restore": _in_commands("restore"), "edit": _in_commands("edit"), "tune": _tune}
+COMMANDS["distill"] = _distill  # app/cmd_distill.py
 
 
 # Commands that run long enough for the OpenMP waiting policy to matter.

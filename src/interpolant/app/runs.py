@@ -226,6 +226,11 @@ def load_trained(run_dir: str | os.PathLike[str], use_ema: bool = True) -> Train
     net.load_state_dict(weights if weights is not None else ckpt.tensors["model"])
     net.eval()
     den = Denoiser(net, paths.get(config.path), prediction=config.target)
+    student = ckpt.config.get("student")
+    if isinstance(student, dict):  # a few-step student of `interpolant distill`
+        from .distill import student_denoiser
+
+        den = student_denoiser(net, den.path, config.target, student)
     return TrainedRun(config, den, tuple(shape), ckpt.path, skipped)
 
 

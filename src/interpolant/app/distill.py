@@ -1,0 +1,197 @@
+"""``interpolant distill``: a few-step student of a trained run, saved as a run of its own.
+
+    interpolant distill --teacher runs/demo --method reflow --run-dir runs/student
+    interpolant eval --run-dir runs/student --solvers euler --nfe 1,2,4
+
+The student run holds what any run holds (``config.json``, ``checkpoints/``, ``metrics.jsonl``,
+the distillation loss per step) and ``student.json`` (method, teacher, the solver it samples
+with, CPU seconds), so ``interpolant sample / eval / report`` use it like any run:
+
+=========  =====================================================  ============================
+method     the student's run                                      sample it with
+=========  =====================================================  ============================
+``cd``     consistency distillation, one batched DDIM teacher      ``ddim`` (deterministic
+           step per interval; the student starts from the          multistep consistency), any
+           teacher's weights, its consistency function ``f`` an    NFE
+           ``x0`` prediction on the teacher's path
+``ct``     improved consistency training (iCT), from scratch       ``ddim``, any NFE
+``pd``     progressive distillation, ``8 -> ... -> --nfe`` steps   ``ddim`` at ``--nfe``
+``reflow`` reflow on the teacher's coupling, path ``linear``,      ``euler``, any NFE
+           target ``velocity``
+``mmd``    MMD-DDM fine-tuning for DDIM at ``--nfe`` steps          ``ddim`` at ``--nfe``
+=========  =====================================================  ============================
+
+The student learns the teacher's unconditional model (a class-conditional teacher is called
+without labels); its run samples without labels. Everything is checked (the teacher loads, the
+student network fits the data, the run directory is free) before any work, and nothing is
+written until the distillation has finished: one that diverges stops with the step named and
+leaves no run behind.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .. import fewstep as fs
+from ..errors import InterpolantError, unknown_name
+from ..predictions import Denoiser
+from .runs import CONFIG_FILE, TrainedRun, build_model, load_data, load_trained, write_json
+
+SOLVER = {"cd": "ddim", "ct": "ddim", "pd": "ddim", "reflow": "euler", "mmd": "ddim"}
+LR = {"cd": 1e-4, "ct": 1e-3, "pd": 3e-4, "reflow": 3e-4, "mmd": 1e-4}
+STUDENT_FILE = "student.json"
+
+
+class Unconditional(nn.Module):
+    """A student distilled without labels: ``net(x, t)``, refusing a condition."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any = None) -> torch.Tensor:
+        if cond is not None:
+            raise InterpolantError("this few-step student was distilled without labels; "
+                                   "sample it without --label or --guidance")
+        return self.net(x, t)
+
+
+def student_denoiser(net: nn.Module, path: Any, target: str, spec: dict[str, Any]) -> Denoiser:
+    """The denoiser of a student run from its raw network and the checkpoint's ``student``
+    record (the consistency parameterisation, whether labels are refused)."""
+    model: nn.Module = net
+    consistency = spec.get("consistency")
+    if isinstance(consistency, dict):
+        model = fs.ConsistencyModel(net, path, consistency["sigma_data"],
+                                    consistency.get("prediction"))
+    if spec.get("unconditional"):
+        model = Unconditional(model)
+    return Denoiser(model, path, prediction=target)
+
+
+def _check(method: str, steps: Any, nfe: Any, teacher_dir: Path, run_dir: Path) -> None:
+    if method not in fs.METHODS:
+        raise unknown_name("distillation method", method, fs.METHODS)
+    for name, value in (("--steps", steps), ("--nfe", nfe)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InterpolantError(f"{name} must be a positive integer, got {value!r}")
+    if method == "pd" and nfe & (nfe - 1):
+        raise InterpolantError(f"progressive distillation halves the steps each round: --nfe "
+                               f"must be a power of two (1, 2, 4, 8), got {nfe}")
+    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        raise InterpolantError(f"{run_dir} already exists and is not an empty folder; give "
+                               "--run-dir a new folder for the student")
+    if run_dir.resolve() == Path(teacher_dir).resolve():
+        raise InterpolantError("--run-dir must differ from --teacher")
+
+
+def _student_net(teacher: TrainedRun, method: str, x: torch.Tensor, model: str | None,
+                 options: dict | None) -> tuple[nn.Module, Any]:
+    """The student network and its run config: the teacher's copy, or a fresh network of
+    ``model`` (``ct``: the teacher's architecture) without labels."""
+    config = replace(teacher.config, train={})
+    if model is None and options is None and method != "ct":
+        return copy.deepcopy(teacher.denoiser.model), config
+    config = replace(config, model=model or config.model,
+                     model_options=dict(config.model_options if model is None else {},
+                                        **(options or {})))
+    config.check()
+    try:
+        return build_model(config, x[:2], None), config
+    except InterpolantError as err:
+        raise InterpolantError(f"the student network {config.model!r} does not fit the "
+                               f"teacher's data of shape {tuple(x.shape[1:])}: {err}") from None
+
+
+def distill_run(teacher_dir: str | os.PathLike[str], method: str,
+                run_dir: str | os.PathLike[str], *, steps: int = 400, nfe: int = 2,
+                batch_size: int = 64, lr: float | None = None, pairs: int = 2048,
+                model: str | None = None, model_options: dict | None = None,
+                seed: int = 0) -> dict[str, Any]:
+    """Distil the run ``teacher_dir`` by ``method`` into the new run ``run_dir`` (module
+    docstring); returns the ``student.json`` record."""
+    teacher_dir, run_dir = Path(teacher_dir), Path(run_dir)
+    _check(method, steps, nfe, teacher_dir, run_dir)
+    teacher = load_trained(teacher_dir)
+    if getattr(teacher.config, "process", "gaussian") != "gaussian":
+        raise InterpolantError(f"{teacher_dir} is a {teacher.config.process} token run; "
+                               "few-step students need a run on a Gaussian path")
+    x, labels = load_data(teacher.config)
+    net, config = _student_net(teacher, method, x, model, model_options)
+    fs.loop.check_student(net, x[:2])
+    den, path = teacher.denoiser, teacher.denoiser.path
+    copied = model is None and model_options is None and method != "ct"
+    prediction = den.prediction if copied else None
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    common = dict(steps=steps, batch_size=batch_size, lr=lr or LR[method], generator=g)
+    spec: dict[str, Any] = {"method": method, "unconditional": labels is not None and copied}
+    nfes = [1, 2, 4]
+    start, wall = time.process_time(), time.perf_counter()
+    sigma_data = float(x.std())
+    if method in ("cd", "ct"):
+        fn = fs.consistency_distillation if method == "cd" else fs.consistency_training
+        extra = (dict(n=18, solver="ddim", prediction=prediction) if method == "cd"
+                 else dict(s1=160))
+        cm = fn(den if method == "cd" else path, net, x, sigma_data=sigma_data, **extra,
+                **common)
+        spec["consistency"] = {"sigma_data": sigma_data, "prediction": cm.prediction}
+        net, config = cm.net, replace(config, target="x0")
+        losses = cm.losses
+    elif method == "pd":
+        target = den.prediction if copied and den.prediction in ("v", "x0") else "v"
+        teacher_steps = max(8, 2 * nfe)
+        rounds = (teacher_steps // nfe).bit_length() - 1
+        common["steps"] = max(steps // rounds, 1)
+        student = fs.progressive_distillation(den, net, x, teacher_steps=teacher_steps,
+                                              rounds=rounds, prediction=target,
+                                              grid=path.default_grid, **common)
+        net, config, losses, nfes = student.denoiser.model, replace(config, target=target), \
+            student.losses, [nfe]
+    elif method == "reflow":
+        noise = torch.randn((pairs, *x.shape[1:]), generator=g) * float(path.sigma(1.0))
+        student = fs.reflow(fs.reflow_pairs(den, noise), net, **common)
+        config = replace(config, path="linear", target="velocity")
+        losses = student.losses
+    else:
+        student = fs.mmd_finetune(Denoiser(net, path, den.prediction), x, nfe=nfe,
+                                  grid=path.default_grid, **common)
+        config, losses, nfes = replace(config, target=den.prediction), student.losses, [nfe]
+    info = {"method": method, "teacher": str(teacher_dir.resolve()), "solver": SOLVER[method],
+            "nfes": nfes, "steps": steps, "cpu_seconds": round(time.process_time() - start, 2),
+            "seconds": round(time.perf_counter() - wall, 2), "sigma_data": sigma_data}
+    _write(run_dir, config, net, spec, info, losses, list(x.shape[1:]), steps)
+    return info
+
+
+def _write(run_dir: Path, config: Any, net: nn.Module, spec: dict, info: dict,
+           losses: list[float], shape: list[int], steps: int) -> None:
+    """Write the student run into a temporary sibling, then move it into place."""
+    from ..training.checkpoint import save_checkpoint
+
+    tmp = run_dir.with_name(f".{run_dir.name}.distill-tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir(parents=True)
+        write_json(tmp / CONFIG_FILE, config.to_json())
+        write_json(tmp / STUDENT_FILE, info)
+        manifest = {"model": getattr(net, "config", None), "arch": getattr(net, "arch", None),
+                    "data_shape": shape, "student": spec}
+        save_checkpoint(tmp / "checkpoints", steps, net, config=manifest)
+        every = max(len(losses) // 500, 1)
+        (tmp / "metrics.jsonl").write_text("".join(
+            json.dumps({"step": k + 1, "loss": v}) + "\n"
+            for k, v in enumerate(losses) if k % every == 0 or k + 1 == len(losses)))
+        os.replace(tmp, run_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

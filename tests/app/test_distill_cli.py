@@ -1,0 +1,90 @@
+"""interpolant distill: every method makes a student run that sample and eval use like any
+run; the run reloads to the network distillation made; bad input is refused in one line and
+leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import torch
+
+from interpolant.app.runs import load_trained
+from support.cli import run_cli
+
+
+def _distill(capsys, teacher, out, method, *extra):
+    return run_cli(capsys, "distill", "--teacher", teacher, "--method", method, "--run-dir",
+                   out, "--steps", 2, "--batch-size", 8, "--pairs", 16, "--threads", 1, *extra)
+
+
+@pytest.mark.parametrize("method,solver,nfe", [("cd", "ddim", 2), ("ct", "ddim", 1),
+                                               ("pd", "ddim", 2), ("reflow", "euler", 2),
+                                               ("mmd", "ddim", 2)])
+def test_each_method_makes_a_run_that_eval_uses(capsys, digits_run, tmp_path, method, solver,
+                                                nfe):
+    code, out, err = _distill(capsys, digits_run, tmp_path / "s", method)
+    assert code == 0, err
+    assert f"--solvers {solver}" in out
+    info = json.loads((tmp_path / "s" / "student.json").read_text())
+    assert info["method"] == method and info["cpu_seconds"] >= 0
+    code, out, err = run_cli(capsys, "eval", "--run-dir", tmp_path / "s", "--solvers", solver,
+                             "--nfe", nfe, "--n", 20, "--no-progress")
+    assert code == 0, err
+    row = json.loads((tmp_path / "s" / "eval.json").read_text())["rows"][0]
+    assert row["nfe"] == nfe and row["digits_fd"] > 0
+
+
+def test_student_run_reloads_as_the_teachers_model_it_started_from(capsys, digits_run,
+                                                                   tmp_path):
+    """At a negligible learning rate the students keep the teacher's weights, so the reloaded
+    runs are exactly: pd the teacher's unconditional denoiser; cd LCM's consistency function
+    f = alpha_min (c_skip x / alpha + (1 - c_skip) x0^) of the teacher's x0^ (sigma_data from
+    student.json); reflow the teacher's network read as a velocity on the linear path."""
+    teacher = load_trained(digits_run).denoiser
+    for method in ("pd", "cd", "reflow"):
+        assert _distill(capsys, digits_run, tmp_path / method, method, "--lr", 1e-30)[0] == 0
+    x = torch.randn(6, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    t = torch.linspace(0.05, 0.95, 6)
+    with torch.no_grad():
+        want = teacher(x, t)
+        pd = load_trained(tmp_path / "pd").denoiser
+        assert torch.allclose(pd(x, t), want, atol=1e-6)
+        cd = load_trained(tmp_path / "cd").denoiser
+        sd = json.loads((tmp_path / "cd" / "student.json").read_text())["sigma_data"]
+        path = teacher.path
+        a, s = path.alpha(t.double())[:, None, None, None], path.sigma(t.double())[:, None,
+                                                                                  None, None]
+        a_min = path.alpha(path.t_min)
+        skip = sd**2 / ((s / a - path.sigma(path.t_min) / a_min) ** 2 + sd**2)
+        lcm = a_min * (skip * x.double() / a + (1 - skip) * want.double())
+        assert torch.allclose(cd(x, t).double(), lcm, atol=1e-5)
+        flow = load_trained(tmp_path / "reflow").denoiser
+        assert type(flow.path).__name__ == "Linear" and flow.prediction == "velocity"
+        assert torch.allclose(flow(x, t, target="velocity"),
+                              teacher.model(x, t.to(x.dtype)), atol=1e-6)
+
+
+def test_bad_input_is_refused_in_one_line_and_writes_nothing(capsys, digits_run, tmp_path):
+    out = tmp_path / "student"
+    cases = [
+        (("--method", "gan"), "unknown distillation method 'gan'"),
+        (("--model", "mlp"), r"does not fit the teacher's data of shape \(1, 8, 8\)"),
+        (("--model-options", '{"out_channels": 3}'), "data's shape"),
+        (("--lr", "1e30", "--steps", "5"), r"diverged at step \d+ of 5"),
+        (("--method", "pd", "--nfe", "3"), "power of two"),
+    ]
+    for extra, message in cases:
+        argv = ["cd", *extra] if extra[0] != "--method" else [extra[1], *extra[2:]]
+        code, _, err = _distill(capsys, digits_run, out, *argv)
+        assert code == 2 and err.count("\n") == 1 and err.startswith("interpolant: error:")
+        assert re.search(message, err), err
+        assert not out.exists() and not list(tmp_path.glob(".*"))
+    code, _, err = _distill(capsys, tmp_path / "nothing", out, "cd")
+    assert code == 2 and "does not exist" in err and not out.exists()
+    (tmp_path / "empty").mkdir()
+    code, _, err = _distill(capsys, tmp_path / "empty", out, "cd")
+    assert code == 2 and "not a run directory" in err and not out.exists()
+    code, _, err = _distill(capsys, digits_run, digits_run, "cd")
+    assert code == 2 and "not an empty folder" in err

@@ -8,8 +8,11 @@ evaluations (log-SNR grid) unless its row says otherwise; Digits-FD is against t
 digits. Methods (all from :mod:`interpolant.acceleration`):
 
 - DeepCache with interval 2 and 3 (level 0: only the full-resolution level runs at cached calls);
+- encoder propagation (Faster Diffusion) with interval 2: the decoder alone at cached calls;
 - fake 8-bit weights, and 8-bit weights and activations calibrated across the trajectory
   (accuracy only: fake quantization runs at float speed);
+- fake 4-bit weights, plain and time-aware (TFMQ-DM: the time embedding and its projections
+  kept exact);
 - int8 dynamic quantization (real kernels, Linear layers only);
 - bf16 inference; ``torch.compile`` (inductor; compile time excluded, ``--no-compile`` skips);
 - combinations: DeepCache 3 with int8, DeepCache 2 with bf16, the searched choice with bf16;
@@ -18,7 +21,10 @@ digits. Methods (all from :mod:`interpolant.acceleration`):
   and made the solver worse than DPM-Solver++ in our runs);
 - the solver and grid chosen by ``search`` (among ``SEARCHED`` on ``SEARCH_GRIDS``, 16 starts,
   one refinement sweep) for half the
-  budget (``--nfe / 2``), beside plain DPM-Solver++(2M) at that budget.
+  budget (``--nfe / 2``), beside plain DPM-Solver++(2M) at that budget, and with the
+  Time-Shift Sampler (window 0.03, cutoff 0.3, the paper's DPM-Solver setting; data variance
+  of the training digits), and with DC-Solver's compensation (ratios fitted on the 16 search
+  starts).
 
 Digits-FD comes from one run of ``--samples`` digits per method (which also warms it up); the
 time per sample (CPU time of the process) is the best of ``--repeats`` rounds on a batch of
@@ -29,6 +35,7 @@ method's network output against the plain one along its own trajectory.
 
     python -m interpolant.bench.acceleration            # ~6 min (shared 2-core machine)
     python -m interpolant.bench.acceleration --quick    # ~3 min
+    interpolant bench acceleration --report DIR         # also DIR/index.html (acceleration_page)
 """
 
 from __future__ import annotations
@@ -47,6 +54,8 @@ from interpolant.data import digits
 from interpolant.metrics import digits_fd
 from interpolant.models import UNet
 from interpolant.training import TrainConfig, Trainer
+
+from interpolant.bench.acceleration_page import markdown, summarise, write_page
 
 SEARCHED = (("dpm++2m", {}), ("unipc", {}), ("dpm-v3", {}))
 SEARCH_GRIDS = {"grid_names": ("logsnr", "uniform"), "rhos": (2.0, 5.0, 10.0)}
@@ -88,9 +97,14 @@ def methods(den: ip.Denoiser, x1: torch.Tensor, args: argparse.Namespace
         ("plain", den, base),
         ("deepcache interval 2", acc.accelerate(den, cache="deepcache", interval=2), base),
         ("deepcache interval 3", acc.accelerate(den, cache="deepcache", interval=3), base),
+        ("encoder propagation interval 2", acc.accelerate(den, cache="encoder", interval=2),
+         base),
         ("fake 8-bit weights", acc.accelerate(den, quantize="fake8"), base),
         ("fake 8-bit weights+activations", acc.accelerate(den, quantize="fake8a",
                                                            calibration=cal), base),
+        ("fake 4-bit weights", acc.accelerate(den, quantize="fake4"), base),
+        ("fake 4-bit weights, time-aware", acc.rewrap(den, acc.fake_quantize(
+            den.model, 4, calibration=cal, time_aware=True)), base),
         ("int8 dynamic (Linear)", acc.accelerate(den, quantize="int8"), base),
         ("bf16", acc.accelerate(den, dtype=torch.bfloat16), base),
         ("deepcache 3 + int8", acc.accelerate(den, cache="deepcache", interval=3,
@@ -115,6 +129,16 @@ def methods(den: ip.Denoiser, x1: torch.Tensor, args: argparse.Namespace
           f"{[round(t, 4) for t in found.grid.tolist()]}, error {found.error:.4f} vs default "
           f"{found.default_error:.4f} ({time.perf_counter() - tick:.1f} s)", flush=True)
     rows.append((f"dpm++2m at {half} NFE", den, {**base, "steps": half}))
+    shifted = acc.TimeShift(den, window=0.03, cutoff=0.3,
+                            data_variance=acc.TimeShift.variance_of(train_x))
+    rows.append((f"time-shift dpm++2m at {half} NFE", shifted, {**base, "steps": half}))
+    tick = time.perf_counter()
+    grid = ip.grids.make("logsnr", den.path, half, 1.0, None)
+    ratios = acc.fit_ratios(den, starts, grid, solver="dpm++2m", refine=10)
+    print(f"dc-solver ratios for {half} NFE: {[round(r, 3) for r in ratios]} "
+          f"({time.perf_counter() - tick:.1f} s)", flush=True)
+    rows.append((f"dc-solver dpm++2m at {half} NFE", acc.DynamicCompensation(den, ratios),
+                 {"solver": "dpm++2m", "grid": grid}))
     rows.append((f"searched at {half} NFE ({found.solver})", den, found.sample_kwargs()))
     rows.append((f"searched at {half} NFE + bf16", acc.accelerate(den, dtype=torch.bfloat16),
                  found.sample_kwargs()))
@@ -127,6 +151,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (1: no OpenMP stalls on a shared machine)")
     p.add_argument("--no-compile", dest="compile", action="store_false")
+    p.add_argument("--report", help="folder for the report page (index.html, results.json)")
     p.add_argument("--quick", action="store_true",
                    help="20 s of training, 150 samples, 1 timing round, no compile")
     for name, default, text in (("train-seconds", None, "default 75, quick 20"),
@@ -150,9 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     xt = x1[: args.time_batch]
     with torch.no_grad():
         rows = methods(den, x1, args)
-        fds, nfes, errors = [], [], []
+        fds, nfes, errors, shown = [], [], [], {}
         for label, d, kw in rows:
-            fds.append(digits_fd(ip.sample(d, x1, **kw).clamp(-1, 1), test_x))
+            drawn = ip.sample(d, x1, **kw).clamp(-1, 1)
+            shown[label] = drawn[:36]
+            fds.append(digits_fd(drawn, test_x))
             nfes.append(list(ip.trajectory(d, x1[:1], **kw))[-1].nfe)
             errors.append(max(acc.step_errors(den, d, x1[:32], **kw)) if d is not den else None)
             print(f"  {label}: Digits-FD {fds[-1]:.3f}", flush=True)
@@ -161,17 +188,16 @@ def main(argv: list[str] | None = None) -> int:
             for i, (_, d, kw) in enumerate(rows):
                 best[i] = min(best[i], seconds(lambda: ip.sample(d, xt, **kw)) / len(xt))
     floor = digits_fd(digits("train")[0][:n], test_x)
-    print(f"\nDigits-FD of {n} samples vs the {len(test_x)} test digits (noise floor, train vs "
-          f"test: {floor:.3f}); CPU time per sample on batches of {len(xt)}, {args.threads} "
-          "thread(s); per-call error: max |D_method - D_plain| / |D_plain| along the method's "
-          "own trajectory (32 samples; '-' for the plain network)")
-    print("\n| method | NFE | CPU ms / sample | speed-up | Digits-FD | FD ratio "
-          "| max per-call error |")
-    print("|---|---|---|---|---|---|---|")
-    for (label, _, _), nfe, sec, fd, err in zip(rows, nfes, best, fds, errors):
-        cell = "-" if err is None else f"{err:.2e}"
-        print(f"| {label} | {nfe} | {sec * 1e3:.3f} | {best[0] / sec:.2f}x | {fd:.3f} | "
-              f"{fd / fds[0]:.2f} | {cell} |")
+    note = (f"Digits-FD of {n} samples vs the {len(test_x)} test digits (noise floor, train vs "
+            f"test: {floor:.3f}); CPU time per sample on batches of {len(xt)}, {args.threads} "
+            "thread(s); per-call error: max |D_method - D_plain| / |D_plain| along the method's "
+            "own trajectory (32 samples; '-' for the plain network)")
+    measured = [{"method": label, "nfe": nfe, "seconds": sec, "fd": fd, "error": err}
+                for (label, _, _), nfe, sec, fd, err in zip(rows, nfes, best, fds, errors)]
+    print(f"\n{note}\n\n{markdown(summarise(measured))}")
+    if args.report:
+        page = write_page(args.report, measured, shown, [note, f"Arguments: {vars(args)}"])
+        print(f"report: {page}")
     return 0
 
 

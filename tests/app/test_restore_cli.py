@@ -30,7 +30,7 @@ def test_restore_writes_a_grid_and_a_table(digits_run, tmp_path, capsys, task, m
 
 
 @pytest.mark.parametrize("argv, words", [
-    (["--task", "cs"], "unknown restoration task"),
+    (["--task", "denoise"], "unknown restoration task"),
     (["--method", "magic"], "unknown restoration method"),
     (["--n", "0"], "positive integer"),
     (["--n", "100000"], "held-out images to use"),
@@ -44,3 +44,20 @@ def test_bad_restore_requests_write_nothing(digits_run, capsys, files_under, arg
     assert code == 2 and len(lines) == 1 and lines[0].startswith("interpolant: error:"), err
     assert words in lines[0]
     assert files_under(digits_run) == before
+
+
+def test_compressed_sensing_and_an_estimated_noise_level(digits_run, tmp_path, capsys):
+    """--task cs measures half as many random projections as pixels (PiGDM keeps well above the
+    blank image's 5.9 dB); --estimate-sigma restores with the noise std found in each
+    measurement (blur, true 0.1: the mean estimate is in the table and the printed line)."""
+    code, _, err = run_cli(capsys, "restore", "--run-dir", digits_run, "--task", "cs",
+                           "--method", "pigdm", "--n", "4", "--steps", "6", "--out", tmp_path)
+    assert code == 0, err
+    (row,) = json.loads((tmp_path / "restore_cs_pigdm.json").read_text())["rows"]
+    assert row["psnr"] > 10.0 and "sigma_y_estimated" not in row, row
+    code, text, err = run_cli(capsys, "restore", "--run-dir", digits_run, "--task", "blur",
+                              "--method", "ddnm", "--n", "4", "--steps", "6", "--sigma-y",
+                              "0.1", "--estimate-sigma", "--out", tmp_path)
+    assert code == 0, err
+    (row,) = json.loads((tmp_path / "restore_blur_ddnm.json").read_text())["rows"]
+    assert 0.07 < row["sigma_y_estimated"] < 0.13 and "sigma_y estimated" in text, row

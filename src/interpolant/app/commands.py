@@ -99,7 +99,7 @@ def restore(args: argparse.Namespace) -> int:
     run = load_trained(args.run_dir)
     _image_run(run, "restore")
     done = pages.restorations(run.denoiser, run.config, args.task, args.method, args.n,
-                              args.steps, args.sigma_y, args.seed)
+                              args.steps, args.sigma_y, args.seed, args.estimate_sigma)
     out = args.out or args.run_dir / "restore"
     name = f"restore_{args.task}_{args.method}"
     rows = torch.cat([done["measurement"], done["restored"], done["truth"]])
@@ -110,6 +110,8 @@ def restore(args: argparse.Namespace) -> int:
     row = done["row"]
     accuracy = "" if row["label_accuracy"] is None else (
         f", label accuracy {row['label_accuracy']:.0%}")
+    if "sigma_y_estimated" in row:
+        accuracy += f", sigma_y estimated {row['sigma_y_estimated']:.3g}"
     print(f"{args.task} / {args.method}: PSNR {row['psnr']:.2f} dB{accuracy}, {row['nfe']} NFE "
           f"and {row['seconds']:.2f} s per sample -> {picture}, {out / (name + '.json')}")
     return 0

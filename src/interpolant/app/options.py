@@ -26,11 +26,14 @@ def add_restore_edit_parsers(sub: argparse._SubParsersAction, fmt: type) -> None
     p = sub.add_parser("restore", formatter_class=fmt, help="restore degraded held-out "
                        "images (inpaint, sr, blur) with a trained run as the prior")
     p.add_argument("--run-dir", required=True, type=Path)
-    p.add_argument("--task", default="inpaint", help="inpaint (top half), sr (2x), blur")
+    p.add_argument("--task", default="inpaint", help="inpaint (top half), sr (2x), blur, cs "
+                   "(random projections, half as many as pixels)")
     p.add_argument("--method", default="ddnm", help="dps, pigdm, ddnm, repaint")
     p.add_argument("--n", type=int, default=10, help="held-out images to restore")
     p.add_argument("--steps", type=int, default=20, help="sampling steps")
     p.add_argument("--sigma-y", type=float, default=0.05, help="measurement noise std")
+    p.add_argument("--estimate-sigma", action="store_true", help="restore with the noise std "
+                   "estimated from each measurement (not the true --sigma-y)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, help="folder (default RUN/restore)")
 

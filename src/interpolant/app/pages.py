@@ -9,6 +9,7 @@ digits classifier reads the label a picture should show (``None`` off 8x8 grey i
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,11 +20,13 @@ from torch import Tensor
 
 from .. import images, inverse, inversion, metrics
 from ..errors import InterpolantError, unknown_name
+from ..oracle import GaussianMixture
 from . import report
 from .runs import RunConfig, load_data, write_json
 from .sweeps import guidance_sweep
 
-TASKS = ("inpaint", "sr", "blur")
+TASKS = ("inpaint", "sr", "blur", "cs")
+DEMO_TASKS = TASKS[:3]  # the digits demo's restoration page
 RESTORE_METHODS = ("ddnm", "pigdm", "dps", "repaint")
 EDIT_METHODS = ("ode", "sdedit")
 # Restorations start at the noise end (DPS and PiGDM take the limit of their sigma^2 / alpha
@@ -82,7 +85,8 @@ def held_out(config: RunConfig, count: int) -> tuple[Tensor, Tensor | None]:
 
 def operator(task: str, shape: Sequence[int]) -> inverse.Operator:
     """The degradation of ``task``: ``inpaint`` (the top half observed), ``sr`` (2x average
-    pooling) or ``blur`` (5-tap Gaussian, std 1, circular)."""
+    pooling), ``blur`` (5-tap Gaussian, std 1, circular) or ``cs`` (compressed sensing: half
+    as many random Gaussian projections as pixels, a fixed matrix)."""
     if task == "inpaint":
         mask = torch.zeros(tuple(shape), dtype=torch.bool)
         mask[..., : shape[-2] // 2, :] = True
@@ -91,6 +95,8 @@ def operator(task: str, shape: Sequence[int]) -> inverse.Operator:
         return inverse.Downsample(2)
     if task == "blur":
         return inverse.Blur(5, 1.0)
+    if task == "cs":
+        return inverse.random_projection(max(math.prod(shape) // 2, 1), shape, seed=0)
     raise unknown_name("restoration task", task, TASKS)
 
 
@@ -99,25 +105,39 @@ def _shown(op: inverse.Operator, y: Tensor, shape: Sequence[int]) -> Tensor:
     return y if tuple(y.shape) == tuple(shape) else op.pinv(y[None])[0]
 
 
+def gaussian_prior(config: RunConfig) -> GaussianMixture:
+    """One Gaussian fitted to the run's flattened training data (mean, covariance + 1e-4 I)."""
+    x = load_data(config, "train")[0].double().flatten(1)
+    cov = torch.cov(x.T) + 1e-4 * torch.eye(x.shape[1], dtype=torch.float64)
+    return GaussianMixture(x.mean(0)[None], cov[None])
+
+
 def restorations(den: Any, config: RunConfig, task: str, method: str, count: int,
-                 steps: int = 20, sigma_y: float = 0.05, seed: int = 0) -> dict[str, Any]:
+                 steps: int = 20, sigma_y: float = 0.05, seed: int = 0,
+                 estimate_sigma: bool = False) -> dict[str, Any]:
     """Restore ``count`` held-out images degraded by ``task`` with ``method`` (one
     :func:`interpolant.inverse.restore` draw each). Returns the measurements (as pictures),
     restorations, truths and the row ``{task, method, psnr, label_accuracy, nfe, seconds}``
-    (NFE and seconds per sample)."""
+    (NFE and seconds per sample). ``estimate_sigma``: each restoration uses the noise level
+    :func:`interpolant.inverse.estimate_sigma_y` finds in its measurement under
+    :func:`gaussian_prior` instead of the true ``sigma_y``; the row gains their mean,
+    ``sigma_y_estimated``."""
     if method not in RESTORE_METHODS:
         raise unknown_name("restoration method", method, RESTORE_METHODS)
     truth, labels = held_out(config, count)
     shape = tuple(truth.shape[1:])
     op = operator(task, shape)
     g = torch.Generator().manual_seed(seed)
-    shown, restored = [], []
+    shown, restored, used = [], [], []
+    prior = gaussian_prior(config) if estimate_sigma else None
     before, start = den.nfe, time.perf_counter()
     for x in truth:
         y = op(x[None].double())[0]
         y = y + sigma_y * torch.randn(y.shape, generator=g, dtype=y.dtype)
         shown.append(_shown(op, y, shape).float())
-        out = inverse.restore(den, op, y.float(), sigma_y, method=method, n=1, steps=steps,
+        used.append(sigma_y if prior is None else
+                    inverse.estimate_sigma_y(prior, op, y, shape=shape))
+        out = inverse.restore(den, op, y.float(), used[-1], method=method, n=1, steps=steps,
                               generator=g, shape=shape, t_start=T_START)
         restored.append(out[0].detach().float())
     seconds = (time.perf_counter() - start) / count
@@ -125,6 +145,8 @@ def restorations(den: Any, config: RunConfig, task: str, method: str, count: int
     row = {"task": task, "method": method, "psnr": float(psnr(x, truth).mean()),
            "label_accuracy": label_accuracy(x, labels), "nfe": (den.nfe - before) // count,
            "seconds": round(seconds, 3)}
+    if estimate_sigma:
+        row["sigma_y_estimated"] = round(sum(used) / len(used), 4)
     return {"measurement": torch.stack(shown), "restored": x, "truth": truth, "row": row}
 
 
@@ -244,7 +266,7 @@ def demo_pages(den: Any, config: RunConfig, run_dir: str | Path,
              dict(per_label=10, count=10, g_steps=16, r_steps=20, e_steps=20))
     guidance, g_rows = guidance_page(den, config, out, (0.0, 1.0, 2.0, 4.0),
                                      sizes["per_label"], sizes["g_steps"])
-    restore, r_rows = restoration_page(den, config, out, TASKS, RESTORE_METHODS[:3],
+    restore, r_rows = restoration_page(den, config, out, DEMO_TASKS, RESTORE_METHODS[:3],
                                        sizes["count"], sizes["r_steps"])
     edit, e_rows = edit_page(den, config, out, EDIT_METHODS, sizes["count"], sizes["e_steps"])
     sections = [guidance, restore, edit]

@@ -25,10 +25,14 @@ def test_guidance_page_trades_label_accuracy(digits_run, tmp_path):
 def test_demo_pages_in_the_report(digits_run, tmp_path):
     run = load_trained(digits_run)
     sections = pages.demo_pages(run.denoiser, run.config, tmp_path, quick=True)
-    assert [s.heading for s in sections] == ["Guidance sweep", "Restorations",
+    assert [s.heading for s in sections] == ["Guidance sweep", "Guidance methods",
+                                             "Panoramas and anagrams", "Restorations",
                                              "Edits of real digits"]
     table = json.loads((tmp_path / "pages" / "pages.json").read_text())
     assert len(table["guidance"]) == 4
+    # no earlier checkpoint in tmp_path: CFG (from the sweep) and CFG-interval, no autoguidance
+    assert {r["method"] for r in table["methods"]} == {"cfg", "cfg-interval"}
+    assert len(table["composition"]) == 2
     assert {(r["task"], r["method"]) for r in table["restore"]} == {
         (t, m) for t in ("inpaint", "sr", "blur") for m in ("ddnm", "pigdm", "dps")}
     assert [r["method"] for r in table["edit"]] == ["ode", "sdedit"]
@@ -36,7 +40,7 @@ def test_demo_pages_in_the_report(digits_run, tmp_path):
     # `interpolant report` rebuilds them from pages.json
     again = pages.saved_pages(tmp_path)
     assert [s.heading for s in again] == [s.heading for s in sections]
-    assert again[1].tables[0].rows == sections[1].tables[0].rows
+    assert again[3].tables[0].rows == sections[3].tables[0].rows
     page = write_run_report(tmp_path, run.config, None, pages=again).read_text()
     for words in ("Guidance sweep", "Restorations", "Edits of real digits", "label_accuracy",
                   "reconstruction_psnr", "assets/inpaint_ddnm-"):

@@ -257,8 +257,9 @@ def edit_page(den: Any, config: RunConfig, out: Path, methods: Sequence[str], co
 
 def demo_pages(den: Any, config: RunConfig, run_dir: str | Path,
                quick: bool = False) -> list[report.Section]:
-    """The demo's guidance, restoration and edit pages; pictures and ``pages.json`` go to
-    ``run_dir/pages``. ``quick`` shrinks every size to a smoke run."""
+    """The demo's guidance (CFG sweep, other methods, panoramas and anagrams), restoration and
+    edit pages; pictures and ``pages.json`` go to ``run_dir/pages``. ``quick`` shrinks every
+    size to a smoke run."""
     out = Path(run_dir).resolve() / "pages"
     if num_classes(den) is None:
         return []
@@ -266,11 +267,19 @@ def demo_pages(den: Any, config: RunConfig, run_dir: str | Path,
              dict(per_label=10, count=10, g_steps=16, r_steps=20, e_steps=20))
     guidance, g_rows = guidance_page(den, config, out, (0.0, 1.0, 2.0, 4.0),
                                      sizes["per_label"], sizes["g_steps"])
+    from .guidance_pages import composition_page, guidance_methods_page  # (imports this one)
+
+    methods, m_rows = guidance_methods_page(den, config, Path(run_dir), out, (1.0, 2.0, 4.0),
+                                            sizes["per_label"], sizes["g_steps"],
+                                            cfg_rows=g_rows)
+    compose, c_rows = composition_page(den, config, out, 2.0, sizes["g_steps"],
+                                       sizes["count"] // 2 + 1)
     restore, r_rows = restoration_page(den, config, out, DEMO_TASKS, RESTORE_METHODS[:3],
                                        sizes["count"], sizes["r_steps"])
     edit, e_rows = edit_page(den, config, out, EDIT_METHODS, sizes["count"], sizes["e_steps"])
-    sections = [guidance, restore, edit]
-    write_json(out / "pages.json", {"guidance": g_rows, "restore": r_rows, "edit": e_rows,
+    sections = [guidance, methods, compose, restore, edit]
+    write_json(out / "pages.json", {"guidance": g_rows, "methods": m_rows, "composition": c_rows,
+                                    "restore": r_rows, "edit": e_rows,
                                     "sections": [_to_json(s, out) for s in sections]})
     return sections
 

@@ -62,7 +62,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, help="JSON or TOML file of RunConfig fields")
     p.add_argument("--data", help="data set (digits, moons, ...); overrides the config")
     p.add_argument("--model", help="network: unet, mlp, dit")
-    p.add_argument("--path", help="forward process: vp-cosine, vp-linear, linear, edm, ...")
+    p.add_argument("--path", help="forward process: vp-cosine, vp-linear, linear, edm, ...; "
+                   "for a token process its schedule: cosine, linear, polynomial")
+    p.add_argument("--process", help="gaussian (default: a path of --path), or a discrete "
+                   "process on tokens: masked, uniform (data text, digits, digits-binary), "
+                   "or interpolant (a stochastic interpolant from --source)")
+    p.add_argument("--source", help="with --process interpolant: noise, DATA-masked or "
+                   "DATA-lowres (a degraded copy of each datum; e.g. digits-masked)")
     p.add_argument("--target", help="prediction target: eps, x0, v, velocity")
     p.add_argument("--steps", type=int, help="training steps")
     p.add_argument("--batch-size", type=int, help="batch size (per process)")
@@ -90,7 +96,8 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", formatter_class=fmt,
                        help="sample with several solvers and NFE budgets and measure quality")
     p.add_argument("--run-dir", required=True, type=Path)
-    p.add_argument("--solvers", type=_csv(str), default="ddim,heun,dpm++2m,unipc,dpm++3m")
+    p.add_argument("--solvers", type=_csv(str), help="solvers (default ddim,heun,dpm++2m,"
+                   "unipc,dpm++3m; for token runs their samplers)")
     p.add_argument("--nfe", type=_csv(int), default="5,10,20", help="NFE budgets")
     user_cli.add_eval_options(p)
     p.add_argument("--n", type=int, default=500, help="samples per solver and budget")
@@ -133,13 +140,32 @@ def _train(args: argparse.Namespace) -> int:
         config = open_run(args.run_dir)
     else:
         config = RunConfig.read(args.config) if args.config else RunConfig()
-    for key in ("data", "model", "path", "target", "seed"):
+    for key in ("data", "model", "path", "target", "seed", "process", "source"):
         if getattr(args, key) is not None:
             setattr(config, key, getattr(args, key))
     user_cli.apply_train_options(args, config)  # --size
+    if config.process == "interpolant" and not args.resume:
+        from .interpolant_run import defaults
+
+        defaults(config, path=args.path is None, target=args.target is None)
     for key in ("steps", "batch_size", "lr"):
         if getattr(args, key) is not None:
             config.train[key] = getattr(args, key)
+    from .tokens import is_token_config
+
+    if is_token_config(config) and args.resume:
+        raise InterpolantError("token runs do not resume; train a new --run-dir (they train "
+                               "in minutes)")
+    if is_token_config(config):
+        from .tokens import token_defaults, train_token_run
+        from .workflows import set_threads
+
+        token_defaults(config)
+        config.check()
+        set_threads(args.threads)
+        train_token_run(config, args.run_dir, progress=not args.no_progress)
+        print(f"trained: {args.run_dir} (checkpoints, metrics.jsonl)")
+        return 0
     config.check()
     train_run(config, args.run_dir, resume=args.resume, progress=not args.no_progress,
               threads=args.threads)
@@ -157,9 +183,16 @@ def _sample(args: argparse.Namespace) -> int:
 
     setup()  # under torchrun: the ranks share the batches (app/draw.py)
     user_cli.prepare_sample(args)  # --diffusers DIR: RUN becomes a run of that model
+    from .interpolant_run import is_interpolant_run, sample_command
+
+    if is_interpolant_run(args.run_dir):
+        return sample_command(args)
 
     from .tune import accelerated, check_sample_options
+    from .token_cli import dispatch
 
+    if (code := dispatch("sample", args)) is not None:
+        return code
     tuned = check_sample_options(args)  # names the solver; a tuned grid and options
     check_solvers([args.solver])
     check_count(args.n)
@@ -203,7 +236,11 @@ def _eval(args: argparse.Namespace) -> int:
     from .evaluate import evaluate, summary_table
     from .runs import load_trained
     from ..training.distributed import is_main, setup
+    from .token_cli import dispatch
 
+    if (code := dispatch("eval", args)) is not None:
+        return code
+    args.solvers = args.solvers or ["ddim", "heun", "dpm++2m", "unipc", "dpm++3m"]
     setup()
     check_count(args.n)
     run = load_trained(args.run_dir)
@@ -222,7 +259,10 @@ def _report(args: argparse.Namespace) -> int:
     from .evaluate import write_run_report
     from .pages import saved_pages
     from .runs import open_run
+    from .token_cli import dispatch
 
+    if (code := dispatch("report", args)) is not None:
+        return code
     config = open_run(args.run_dir)
     result_file = args.run_dir / "eval.json"
     result = _read_result(result_file) if result_file.is_file() else None

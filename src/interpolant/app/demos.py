@@ -25,6 +25,12 @@ DEMOS: dict[str, tuple[str, str]] = {
     "digits": ("interpolant.app.workflows:digits_demo",
                "class-conditional U-Net on the 8x8 digits: solvers, guidance, restorations, "
                "edits"),
+    "interpolant": ("interpolant.app.interpolant_demo:interpolant_demo",
+                    "stochastic interpolants: data-dependent inpainting and super-resolution "
+                    "against the Gaussian base; straightness per coupling"),
+    "text": ("interpolant.app.token_report:text_demo",
+             "masked diffusion on Python's documentation: samplers, bits per character, "
+             "perplexity, diversity"),
 }
 
 

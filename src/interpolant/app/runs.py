@@ -50,6 +50,10 @@ class RunConfig:
     ``train`` holds :class:`interpolant.training.TrainConfig` fields (``steps``,
     ``batch_size``, ``lr``, ``ema_halflife``, ``density``, ``weight``, ``coupling``...).
     ``model_options`` are the network's constructor arguments beyond the data's shape.
+    ``process`` is the kind of forward process: ``gaussian`` (a path of
+    :mod:`interpolant.paths`, named by ``path``) or a discrete one over tokens (``masked``,
+    ``uniform``: see :mod:`.tokens`, where ``path`` names the noise schedule), or
+    ``interpolant``, a stochastic interpolant from ``source`` (see :mod:`.interpolant_run`).
 
     The default target is ``v`` (Salimans & Ho 2022): on paths with ``alpha(1) = 0`` (cosine,
     rectified flow) ``x0 = alpha x - sigma v`` stays finite at the noise end, while an
@@ -64,6 +68,8 @@ class RunConfig:
     target: str = "v"
     seed: int = 0
     train: dict[str, Any] = field(default_factory=dict)
+    process: str = "gaussian"
+    source: str = "noise"
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], source: str = "config") -> RunConfig:
@@ -101,6 +107,15 @@ class RunConfig:
         """Refuse unknown names early, before any work is done."""
         from ..training import TrainConfig
 
+        if self.process == "interpolant" or self.source != "noise":
+            from .interpolant_run import check_config
+
+            check_config(self)  # then the checks below
+        elif self.process != "gaussian":
+            from .tokens import check_token_config
+
+            check_token_config(self)
+            return
         if self.model == "diffusers":  # a model saved by diffusers (app/diffusers_run.py)
             from .diffusers_run import check_config as check_diffusers
 
@@ -200,13 +215,21 @@ class TrainedRun:
     skipped: list[str]
 
 
-def load_trained(run_dir: str | os.PathLike[str], use_ema: bool = True) -> TrainedRun:
+def load_trained(run_dir: str | os.PathLike[str], use_ema: bool = True,
+                 interpolant: bool = False) -> TrainedRun:
     """The trained network of a run (its EMA weights when present) from the newest checkpoint
     that verifies; the network's arguments and the sample shape come from the checkpoint
-    (runs older than that record read their data for them)."""
+    (runs older than that record read their data for them). A stochastic-interpolant run
+    (``process = "interpolant"``) loads, as an :class:`interpolant.interpolants.InterpolantModel`,
+    only for callers that pass ``interpolant=True``; the others refuse it in one line."""
     from ..training.checkpoint import newest_valid
 
     config = open_run(run_dir)
+    if config.process == "interpolant" and not interpolant:
+        raise InterpolantError(
+            f"{run_dir} is a stochastic-interpolant run (from {config.source}); this command "
+            "needs a Gaussian-path run. Sample it with `interpolant sample --run-dir "
+            f"{run_dir} --solver heun`")
     if config.model == "diffusers":
         from .diffusers_run import load_run
 
@@ -225,7 +248,12 @@ def load_trained(run_dir: str | os.PathLike[str], use_ema: bool = True) -> Train
     weights = ckpt.tensors.get("ema") if use_ema else None
     net.load_state_dict(weights if weights is not None else ckpt.tensors["model"])
     net.eval()
-    den = Denoiser(net, paths.get(config.path), prediction=config.target)
+    if config.process == "interpolant":
+        from .interpolant_run import model_of
+
+        den = model_of(net, config)
+    else:
+        den = Denoiser(net, paths.get(config.path), prediction=config.target)
     student = ckpt.config.get("student")
     if isinstance(student, dict):  # a few-step student of `interpolant distill`
         from .distill import student_denoiser

@@ -67,6 +67,11 @@ def train_run(config: RunConfig, run_dir: str | Path, resume: bool = False,
                                "or choose another --run-dir")
     set_threads(threads)
     x, labels = load_data(config)
+    objective = None
+    if config.process == "interpolant":  # an unconditional velocity from config.source
+        from .interpolant_run import objective_for
+
+        labels, objective = None, objective_for(config, x)
     net = build_model(config, x, labels)
     options = {**TRAIN_DEFAULTS, **config.train, "target": config.target, "seed": config.seed,
                "progress": progress}
@@ -74,7 +79,8 @@ def train_run(config: RunConfig, run_dir: str | Path, resume: bool = False,
         train_config = TrainConfig(**options)
     except (TypeError, ValueError) as exc:
         raise InterpolantError(f"training options {config.train}: {exc}") from None
-    trainer = Trainer(net, paths.get(config.path), x, labels, train_config, run_dir, resume)
+    trainer = Trainer(net, paths.get(config.path), x, labels, train_config, run_dir, resume,
+                      objective=objective)
     if trainer.resumed_from is not None:
         print(f"resuming from {trainer.resumed_from} (step {trainer.step_count})")
     elif resume:
@@ -106,7 +112,7 @@ def demo(out: str | Path = "runs/demo", steps: int | None = None, quick: bool = 
     out = Path(out)
     start = time.perf_counter()
     config = demo_config(steps, quick)
-    _clear_previous_run(out)
+    clear_previous_run(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / DEMO_MARK).write_text("made by `interpolant demo`, which may replace this run\n")
     print(f"interpolant demo: training a class-conditional U-Net on the 8x8 digits "
@@ -142,7 +148,7 @@ _RUN_FILES = {CONFIG_FILE, "checkpoints", "metrics.jsonl", "samples", "eval.json
               "pages", DEMO_MARK}
 
 
-def _clear_previous_run(out: Path) -> None:
+def clear_previous_run(out: Path) -> None:
     if not out.exists():
         return
     if not out.is_dir():

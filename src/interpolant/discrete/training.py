@@ -31,10 +31,12 @@ def train_tokens(
     labels: Tensor | None = None,
     label_dropout: float = 0.1,
     seed: int = 0,
+    on_step: Callable[[int, float], None] | None = None,
     **objective_options: Any,
 ) -> list[float]:
     """Train ``model`` on ``tokens (N, L)`` for ``steps`` Adam steps; returns the per-step loss
-    (the objective's bound per token, nats).
+    (the objective's bound per token, nats). ``on_step(step, loss)`` is called after each step
+    (1-based), e.g. to log or save checkpoints.
 
     ``objective`` names a loss of :mod:`.objectives` (default: the process's own). With
     ``labels (N,)`` the model is trained conditionally, each label replaced by ``NULL_LABEL``
@@ -64,6 +66,8 @@ def train_tokens(
         loss.backward()
         optimiser.step()
         losses.append(loss.item())
+        if on_step is not None:
+            on_step(len(losses), losses[-1])
     return losses
 
 

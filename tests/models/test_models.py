@@ -34,6 +34,10 @@ SMALL = {
     "edm2": ({"in_channels": 2, "base_channels": 8, "channel_mults": (1, 2)}, (2, 8, 8)),
     "mmdit": ({"in_channels": 2, "image_size": 8, "patch_size": 2, "hidden": 32, "depth": 2,
                "heads": 2, "context_tokens": 3}, (2, 8, 8)),
+    "dtr": ({"in_channels": 2, "image_size": 8, "patch_size": 2, "hidden": 32, "depth": 2,
+             "heads": 2}, (2, 8, 8)),
+    "switch-dit": ({"in_channels": 2, "image_size": 8, "patch_size": 2, "hidden": 32,
+                    "depth": 2, "heads": 2, "experts": 3, "top_k": 2}, (2, 8, 8)),
 }
 
 # parameter counts of the default models, as stated in the report and the docs
@@ -156,8 +160,9 @@ def test_bad_inputs_raise_clear_errors(name: str) -> None:
 
 
 def test_build_rejects_unknown_names() -> None:
-    assert models.available() == ["dit", "edm2", "mlp", "mmdit", "temporal", "tokens", "unet"]
-    with pytest.raises(InterpolantError, match="unknown model 'resnet'.*dit, edm2, mlp, mmdit, temporal, tokens, unet"):
+    names = ["dit", "dtr", "edm2", "mlp", "mmdit", "switch-dit", "temporal", "tokens", "unet"]
+    assert models.available() == names
+    with pytest.raises(InterpolantError, match="unknown model 'resnet'.*" + ", ".join(names)):
         models.build("resnet")
 
 

@@ -1,7 +1,8 @@
 """Reference networks: every one is called as ``model(x, t, cond=None)``.
 
 - ``x``: ``(B, D)`` for :class:`MLP`, ``(B, C, H, W)`` for :class:`UNet`, :class:`EDM2UNet`
-  (magnitude-preserving, EDM2), :class:`DiT` and :class:`MMDiT` (SD3's two-stream blocks),
+  (magnitude-preserving, EDM2), :class:`DiT`, :class:`MMDiT` (SD3's two-stream blocks) and the
+  routed DiTs :class:`DTRDiT` and :class:`SwitchDiT`,
   ``(B, C, L)`` for :class:`TemporalUNet`; int64 tokens ``(B, L)`` for
   :class:`TokenTransformer` (which returns logits ``(B, L, K)``);
 - ``t``: floating tensor of shape ``(B,)`` in ``[0, 1]`` (``t = 0`` data, ``t = 1`` noise);
@@ -35,11 +36,13 @@ from .dit import DiT
 from .edm2 import EDM2UNet
 from .mlp import MLP
 from .mmdit import MMDiT
+from .routing import DTRDiT, SwitchDiT
 from .temporal import TemporalUNet
 from .tokens import TokenTransformer
 from .unet import UNet
 
 __all__ = [
+    "DTRDiT",
     "DiT",
     "EDM2UNet",
     "MLP",
@@ -47,6 +50,7 @@ __all__ = [
     "TIME_SCALE",
     "LabelEmbedding",
     "ReferenceNet",
+    "SwitchDiT",
     "TemporalUNet",
     "TimeEmbedding",
     "TokenTransformer",
@@ -58,7 +62,8 @@ __all__ = [
 ]
 
 _REGISTRY: dict[str, type[ReferenceNet]] = {
-    "dit": DiT, "edm2": EDM2UNet, "mlp": MLP, "mmdit": MMDiT, "temporal": TemporalUNet, "tokens": TokenTransformer, "unet": UNet,
+    "dit": DiT, "edm2": EDM2UNet, "mlp": MLP, "mmdit": MMDiT, "dtr": DTRDiT,
+    "switch-dit": SwitchDiT, "temporal": TemporalUNet, "tokens": TokenTransformer, "unet": UNet,
 }
 
 

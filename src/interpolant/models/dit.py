@@ -161,6 +161,13 @@ class DiT(ReferenceNet):
         patches = tokens.reshape(b, grid, grid, p, p, c)
         return patches.permute(0, 5, 1, 3, 2, 4).reshape(b, c, grid * p, grid * p)
 
+    def run_blocks(self, h: Tensor, c: Tensor, t: Tensor) -> Tensor:
+        """The blocks over the tokens ``h`` given the activated conditioning ``c = SiLU(c)``;
+        ``t`` is there for subclasses that route by time (:mod:`.routing`)."""
+        for block in self.blocks:
+            h = block(h, c)
+        return h
+
     def forward(self, x: Tensor, t: Tensor, cond: Any = None) -> Tensor:
         out_dtype = x.dtype if isinstance(x, Tensor) else None
         x, t, labels = self._inputs(x, t, cond)
@@ -169,8 +176,7 @@ class DiT(ReferenceNet):
         if self.label_embed is not None:
             c = c + self.label_embed(labels)
         c = F.silu(c)
-        for block in self.blocks:
-            h = block(h, c)
+        h = self.run_blocks(h, c, t)
         shift, scale = self.final_modulation(c)[:, None].chunk(2, dim=-1)
         h = self.final_linear(self.final_norm(h) * (1 + scale) + shift)
         return self.unpatchify(h).to(out_dtype)

@@ -6,6 +6,8 @@
   ``--run-dir``, which then works with ``eval`` and ``report`` like a trained run.
 - ``train --size S``: resize the images of a folder given by ``--data`` (shorter side to
   ``S``, centre crop; or ``HxW``).
+- ``train --fsdp``: under torchrun, shard parameters, gradients and optimizer state over the
+  processes (:mod:`interpolant.training.fsdp`) instead of replicating them (DDP).
 
 Building the parser imports nothing heavy; the handlers import what they need.
 """
@@ -43,9 +45,12 @@ def add_eval_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_train_options(p: argparse.ArgumentParser) -> None:
-    """``--size`` of ``interpolant train``."""
+    """``--size`` and ``--fsdp`` of ``interpolant train``."""
     p.add_argument("--size", help="resize the images of a --data folder: S (shorter side to S, "
                    "centre crop) or HxW")
+    p.add_argument("--fsdp", action="store_true",
+                   help="under torchrun: fully sharded data parallel (parameters, gradients "
+                   "and optimizer state split over the processes) instead of DDP")
 
 
 def apply_train_options(args: argparse.Namespace, config: object) -> None:
@@ -55,3 +60,5 @@ def apply_train_options(args: argparse.Namespace, config: object) -> None:
         from ..data.sources import with_size
 
         config.data = with_size(config.data, args.size)  # type: ignore[attr-defined]
+    if getattr(args, "fsdp", False):
+        config.train["fsdp"] = True  # type: ignore[attr-defined]

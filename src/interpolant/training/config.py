@@ -10,7 +10,8 @@ from ..errors import InterpolantError
 __all__ = ["TrainConfig", "RESUME_FREE"]
 
 # Settings that may change between a run and its resumption without breaking exactness.
-RESUME_FREE = {"steps", "progress", "log_every", "checkpoint_every", "keep_checkpoints"}
+RESUME_FREE = {"steps", "progress", "log_every", "checkpoint_every", "keep_checkpoints",
+               "fsdp"}  # fsdp: checkpoints hold the full tensors either way
 
 
 @dataclass
@@ -24,7 +25,8 @@ class TrainConfig:
     (:mod:`.power_ema`; the run needs a ``run_dir``).
     ``label_dropout`` is the probability of replacing a label by ``NULL_LABEL`` (CFG training,
     Ho & Salimans 2022). ``clip_grad=None`` disables clipping. ``density``/``weight``/
-    ``coupling`` may be callables; the JSON record then holds their ``repr``.
+    ``coupling`` may be callables; the JSON record then holds their ``repr``. ``fsdp``: under
+    torchrun, shard parameters, gradients and optimizer state over the ranks (:mod:`.fsdp`).
     """
 
     target: str = "eps"
@@ -46,6 +48,7 @@ class TrainConfig:
     num_classes: int | None = None
     clip_grad: float | None = 1.0
     bf16: bool = False
+    fsdp: bool = False
     seed: int = 0
     checkpoint_every: int | None = None
     keep_checkpoints: int = 2
@@ -76,6 +79,9 @@ class TrainConfig:
             self.ema_sigma_rels = tuple(float(s) for s in self.ema_sigma_rels)
             for s in self.ema_sigma_rels:
                 sigma_rel_to_gamma(s)  # validates
+        if self.fsdp and self.ema_sigma_rels is not None:
+            raise InterpolantError("fsdp does not shard the power-function EMAs "
+                                   "(ema_sigma_rels) yet; train them without fsdp")
         if self.ema_snapshot_every is not None and (self.ema_sigma_rels is None or not (
                 isinstance(self.ema_snapshot_every, int) and self.ema_snapshot_every >= 1)):
             raise InterpolantError("ema_snapshot_every must be a positive number of steps and "

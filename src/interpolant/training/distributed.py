@@ -18,12 +18,21 @@ Conventions of the trainer under DDP:
 * Couplings (immiscible, OT) act on each rank's slice: they are per rank.
 * Rank 0 alone writes checkpoints and metrics and shows the progress bar; the loss it logs is
   averaged over ranks.
+* ``fsdp=True`` shards parameters, gradients and optimizer state instead (:mod:`.fsdp`).
+
+Sampling and evaluation share their batches among the ranks too (:mod:`interpolant.app.draw`,
+with :func:`all_gather_objects`).
+
+Several machines: start torchrun on each with the same rendezvous, e.g. on every node
+``torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500
+--rdzv-id RUN -m interpolant train ...``.
 """
 
 from __future__ import annotations
 
 import atexit
 import os
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -95,11 +104,19 @@ def device_for_rank(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def wrap(model: nn.Module) -> nn.Module:
-    """``DistributedDataParallel(model)`` under a process group of size > 1, else ``model``."""
+def wrap(model: nn.Module, fsdp: bool = False, shadows: Iterable[nn.Module] = ()) -> nn.Module:
+    """``DistributedDataParallel(model)`` under a process group of size > 1, else ``model``.
+
+    ``fsdp``: shard ``model`` in place instead (:mod:`.fsdp`), and ``shadows`` (copies of its
+    structure, such as the EMA's average) alike; returns ``model``.
+    """
     _, world = rank_world()
     if world == 1:
         return model
+    if fsdp:
+        from .fsdp import shard
+
+        return shard(model, shadows)
     device = device_for_rank(model)
     ids = [device.index] if device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(model, device_ids=ids)

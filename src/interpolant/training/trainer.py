@@ -55,7 +55,7 @@ from tqdm.auto import tqdm
 from ..errors import InterpolantError
 from ..labels import NULL_LABEL
 from ..paths import GaussianPath
-from . import couplings, distributed
+from . import couplings, distributed, fsdp
 from .checkpoint import newest_valid, save_checkpoint, step_dirs
 from .config import TrainConfig, check_resumable
 from .inputs import check_data as _check_data
@@ -119,15 +119,16 @@ class Trainer:
         dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
         if dtype is not None and self.data.dtype != dtype:
             self.data = self.data.to(dtype)
-        self.net = distributed.wrap(model)
+        has_ema = cfg.ema_decay is not None or cfg.ema_halflife is not None
+        self.ema = EMA(model, cfg.ema_decay, cfg.ema_halflife, cfg.ema_rampup) if has_ema else None
+        # FSDP shards the model in place and its EMA alike (before the optimizer sees it)
+        self.net = distributed.wrap(model, cfg.fsdp, [self.ema.model] if self.ema else [])
         self.params = list(model.parameters())
         if self.loss_module is not None:
             self.loss_module.to(self.device)
             self.params += list(self.loss_module.parameters())
         self.optimizer = torch.optim.AdamW(self.params, lr=cfg.lr, betas=cfg.betas,
                                            weight_decay=cfg.weight_decay)
-        has_ema = cfg.ema_decay is not None or cfg.ema_halflife is not None
-        self.ema = EMA(model, cfg.ema_decay, cfg.ema_halflife, cfg.ema_rampup) if has_ema else None
         self.power_ema = PowerEMA(model, cfg.ema_sigma_rels) if cfg.ema_sigma_rels else None
         if cfg.ema_snapshot_every is not None and run_dir is None:
             raise InterpolantError("ema_snapshot_every saves post-hoc EMA snapshots into the "
@@ -156,7 +157,7 @@ class Trainer:
             self._cut_log(0)
             return
         check_resumable(ckpt.config.get("train", {}), self.config.to_json())
-        self.module.load_state_dict(ckpt.tensors["model"])
+        fsdp.load_full(self.module, ckpt.tensors["model"])  # load_state_dict, sharded if FSDP
         saved_loss = ckpt.tensors.get("objective")
         if (saved_loss is None) != (self.loss_module is None):
             have = "holds" if saved_loss is not None else "lacks"
@@ -172,8 +173,8 @@ class Trainer:
                                        "EMA; resume without ema_sigma_rels")
             self.power_ema.load_state_dict(ckpt.tensors["power_ema"])
         if self.ema is not None:
-            self.ema.load_state_dict(ckpt.tensors["ema"])
-        self.optimizer.load_state_dict(ckpt.optimizer_state())
+            fsdp.load_full(self.ema.model, ckpt.tensors["ema"])
+        fsdp.load_full(self.optimizer, ckpt.optimizer_state())
         self.generator.set_state(ckpt.tensors["rng"]["generator"])
         torch.set_rng_state(ckpt.tensors["rng"]["torch"])
         self.step_count = ckpt.step
@@ -202,6 +203,9 @@ class Trainer:
     def save(self) -> Path | None:
         """Write a checkpoint of the current step (rank 0; no-op without ``run_dir``)."""
         path = None
+        if self.ckpt_dir is not None:  # FSDP: full tensors gathered on every rank
+            model, ema, optimizer = map(fsdp.gathered, (self.module, self._ema_model(),
+                                                        self.optimizer))
         if self.ckpt_dir is not None and self.rank == 0:
             config = {"train": self.config.to_json(), "path": repr(self.path),
                       "objective": repr(self.objective),
@@ -211,9 +215,9 @@ class Trainer:
             rng = {"generator": self.generator.get_state(), "torch": torch.get_rng_state()}
             extra = None if self.power_ema is None else {"power_ema":
                                                          self.power_ema.state_dict()}
-            path = save_checkpoint(self.ckpt_dir, self.step_count, self.module,
-                                   ema=self._ema_model(), extra=extra,
-                                   optimizer=self.optimizer, rng=rng, config=config,
+            path = save_checkpoint(self.ckpt_dir, self.step_count, model,
+                                   ema=ema, extra=extra,
+                                   optimizer=optimizer, rng=rng, config=config,
                                    objective=self.loss_module,
                                    keep=self.config.keep_checkpoints)
         distributed.barrier()
@@ -256,7 +260,7 @@ class Trainer:
                     p.grad.copy_(distributed.all_mean(p.grad))
         params = [p for p in self.params if p.grad is not None]
         max_norm = cfg.clip_grad if cfg.clip_grad is not None else float("inf")
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+        grad_norm = fsdp.scalar(torch.nn.utils.clip_grad_norm_(params, max_norm))
         mean_loss = distributed.all_mean(loss.detach())
         if not (torch.isfinite(mean_loss) and torch.isfinite(grad_norm)):
             raise InterpolantError(

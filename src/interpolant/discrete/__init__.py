@@ -14,6 +14,9 @@ from data at ``t = 0`` to noise at ``t = 1``; categorical draws are float64 Gumb
 (torch.Size([8, 3]), 3)
 """
 
+from .argmax import (
+    argmax_dequantize, argmax_elbo, argmax_quantize, multinomial_posterior, thresholding_inverse,
+)
 from .benchmarks import sampler_table, tv_floor
 from .binary import TabularBits, flip_logits_to_x0, flip_loss, flip_probability, threshold_sample
 from .blackout import Blackout
@@ -40,12 +43,12 @@ __all__ = [
     "Blackout", "CFGTokenDenoiser", "ClassifierGuidedDenoiser", "Cosine", "D3PM", "DIGIT_LEVELS",
     "Linear", "Masked", "NGramModel", "OBJECTIVES", "Polynomial", "Process", "SAMPLERS", "Samples",
     "Schedule", "TEXT_VOCAB", "TabularBits", "Tabulated", "TokenDenoiser", "TokenOracle", "Uniform",
-    "all_sequences", "ancestral", "argmax_tokens", "bits", "categorical", "check_tokens",
+    "all_sequences", "ancestral", "argmax_dequantize", "argmax_elbo", "argmax_quantize", "argmax_tokens", "bits", "categorical", "check_tokens",
     "ctmc_elbo", "d3pm_loss", "d3pm_step_kl", "decode_text", "digit_images", "digit_tokens",
     "distinct_ngrams", "duo_alpha", "evaluate_bound", "first_hitting", "flip_logits_to_x0",
     "flip_loss", "flip_probability", "gumbel_noise",
-    "labelled_classifier", "labelled_model", "loss_for", "masked_elbo", "prior_kl", "sample",
+    "labelled_classifier", "labelled_model", "loss_for", "masked_elbo", "multinomial_posterior", "prior_kl", "sample",
     "sampler_table", "schedule", "tail_factor", "tau_leaping", "tempered_product", "text_tokens",
-    "threshold_sample",
+    "threshold_sample", "thresholding_inverse",
     "train_tokens", "tv_floor",
 ]

@@ -30,6 +30,7 @@ from ..errors import InterpolantError
 from . import user_cli
 from .options import add_guidance_options, add_restore_edit_parsers
 from .cmd_distill import add_parser as add_distill_parser, run as _distill
+from .recipe_run import add_argument as add_recipe_argument, apply_recipe
 from .tune import add_parser as add_tune_parser, add_sample_options, run as _tune
 
 if TYPE_CHECKING:
@@ -79,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="CPU threads (default: the CPUs this process "
                    "may use)")
     user_cli.add_train_options(p)
+    add_recipe_argument(p)
 
     p = sub.add_parser("sample", formatter_class=fmt, help="draw samples from a trained run")
     p.add_argument("--run-dir", required=True, type=Path)
@@ -144,6 +146,7 @@ def _train(args: argparse.Namespace) -> int:
         if getattr(args, key) is not None:
             setattr(config, key, getattr(args, key))
     user_cli.apply_train_options(args, config)  # --size
+    apply_recipe(config, args)  # --recipe
     if config.process == "interpolant" and not args.resume:
         from .interpolant_run import defaults
 

@@ -70,6 +70,7 @@ class RunConfig:
     train: dict[str, Any] = field(default_factory=dict)
     process: str = "gaussian"
     source: str = "noise"
+    recipe: str = ""  # training recipe(s), e.g. "sd3,p2" (interpolant.training.recipes)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], source: str = "config") -> RunConfig:
@@ -131,6 +132,10 @@ class RunConfig:
             )
         if "target" in self.train:
             raise InterpolantError("set the prediction target with 'target', not in 'train'")
+        if self.recipe:
+            from ..training.recipes import check_model
+
+            check_model(self.recipe, self.model)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -245,6 +250,10 @@ def load_trained(run_dir: str | os.PathLike[str], use_ema: bool = True,
         net = build_model(config, x[:2], labels)
     if not (isinstance(shape, list) and all(isinstance(d, int) and d > 0 for d in shape)):
         shape = list(load_data(config, "test")[0].shape[1:])
+    if config.recipe:  # a recipe's network wrapper (E-TSDM's shared time) holds the weights
+        from ..training.recipes import wrap_network
+
+        net = wrap_network(config.recipe, net)
     weights = ckpt.tensors.get("ema") if use_ema else None
     net.load_state_dict(weights if weights is not None else ckpt.tensors["model"])
     net.eval()

@@ -79,6 +79,11 @@ def train_run(config: RunConfig, run_dir: str | Path, resume: bool = False,
         train_config = TrainConfig(**options)
     except (TypeError, ValueError) as exc:
         raise InterpolantError(f"training options {config.train}: {exc}") from None
+    if config.recipe:
+        from .recipe_run import recipe_parts
+
+        net, objective = recipe_parts(config, net, paths.get(config.path), train_config,
+                                      objective)
     trainer = Trainer(net, paths.get(config.path), x, labels, train_config, run_dir, resume,
                       objective=objective)
     if trainer.resumed_from is not None:
@@ -145,7 +150,7 @@ def digits_demo(out: str | Path, quick: bool = False, threads: int | None = None
 
 
 _RUN_FILES = {CONFIG_FILE, "checkpoints", "metrics.jsonl", "samples", "eval.json", "report",
-              "pages", DEMO_MARK}
+              "pages", DEMO_MARK, "tensorboard"}
 
 
 def clear_previous_run(out: Path) -> None:

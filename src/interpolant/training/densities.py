@@ -14,6 +14,7 @@ Every density is a callable ``density(n, generator, path) -> Tensor`` of ``n`` f
   so the density works on every Gaussian path, not only on VE/EDM. Noise levels the path cannot
   reach (``lam`` outside ``[lam(1), lam(t_min)]``) are excluded by sampling the *truncated* normal by
   inversion: ``u ~ U[Phi(a), Phi(b)]``, ``ln sigma_e = P_mean + P_std Phi^{-1}(u)``.
+* ``edm2``: the same with EDM2's ``P_mean = -0.4, P_std = 1.0`` (Karras et al. 2024).
 * ``mode`` / ``mode-<s>``: SD3's mode sampling with heavy tails (Esser et al. 2024, eq. 20):
   ``t = f(u; s) = 1 - u - s (cos^2(pi u / 2) - 1 + u)``, ``u ~ U[0, 1]``; ``s = 1.29`` by
   default (their best), ``s = 0`` is uniform, ``s`` in ``[-1, 2 / (pi - 2)]`` keeps ``f``
@@ -174,6 +175,7 @@ _DENSITIES: dict[str, Callable[[], Density]] = {
     "uniform": Uniform,
     "logit-normal": LogitNormal,
     "edm": EDMLogNormal,
+    "edm2": lambda: EDMLogNormal(-0.4, 1.0),
     "mode": ModeSampling,
     "cosmap": CosMap,
 }

@@ -1,0 +1,149 @@
+"""Training recipes: named, composable bundles of settings from the papers.
+
+``RECIPES`` is a plain dict ``name -> Recipe``; a run names one or several, ``"sd3,p2"``.
+A :class:`Recipe` may set
+
+* ``train``: :class:`~.config.TrainConfig` fields (time density, loss weight, EMA...); a value
+  may be a callable of the run's other training options (e.g. a snapshot interval from
+  ``steps``);
+* ``run``: settings of the run itself (``path``, ``target``, ``model``, ``model_options``);
+* ``objective``: a factory ``(path, train_config, net) -> objective`` for the trainer's
+  ``objective`` hook (e.g. EDM2's learned uncertainty weighting);
+* ``wrap``: a network transform ``net -> net`` applied for training and sampling alike
+  (e.g. E-TSDM's shared time condition);
+* ``models``: the networks it works with (``None``: any).
+
+Recipes compose when they set different things; two that set the same key to different values,
+two objectives, or a recipe beside a network it does not support are refused in one line.
+Settings the user gives explicitly win over a recipe's ``run`` and ``train`` entries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+from ..errors import InterpolantError, unknown_name
+from ..paths import GaussianPath
+from .config import TrainConfig
+
+__all__ = ["Recipe", "RECIPES", "resolve", "train_overrides", "run_overrides", "check_model",
+           "build_objective", "wrap_network"]
+
+ObjectiveFactory = Callable[[GaussianPath, TrainConfig, nn.Module], Any]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One recipe: what it sets (see the module docstring) and its paper in ``summary``."""
+
+    summary: str
+    train: Mapping[str, Any] = field(default_factory=dict)
+    run: Mapping[str, Any] = field(default_factory=dict)
+    objective: ObjectiveFactory | None = None
+    wrap: Callable[[nn.Module], nn.Module] | None = None
+    models: tuple[str, ...] | None = None
+
+
+def _uncertainty(path: GaussianPath, config: TrainConfig, net: nn.Module) -> Any:
+    from .uncertainty import UncertaintyObjective
+
+    return UncertaintyObjective(path, config.target, config.density, config.weight)
+
+
+def _etsdm(net: nn.Module) -> nn.Module:
+    from .etsdm import SharedTimeNet
+
+    return SharedTimeNet(net)
+
+
+def _snapshots(options: Mapping[str, Any]) -> int:
+    """About 20 post-hoc EMA snapshots over the run."""
+    return max(1, int(options.get("steps", 1000)) // 20)
+
+
+RECIPES: dict[str, Recipe] = {
+    "sd3": Recipe("SD3 (Esser et al. 2024): rectified flow, velocity target, logit-normal(0, 1) "
+                  "times", train={"density": "logit-normal"},
+                  run={"path": "linear", "target": "velocity"}),
+    "min-snr": Recipe("Min-SNR-5 weighting (Hang et al. 2023)", train={"weight": "min-snr"}),
+    "p2": Recipe("P2 weighting, k = 1, gamma = 1 (Choi et al. 2022)", train={"weight": "p2"}),
+    "edm2-loss": Recipe(
+        "EDM2's loss (Karras et al. 2024): log-normal(-0.4, 1) noise levels, EDM weight divided "
+        "by a learned uncertainty e^u(sigma), power-function EMAs (sigma_rel 0.05, 0.10) with "
+        "post-hoc EMA snapshots", objective=_uncertainty,
+        train={"density": "edm2", "weight": "edm", "ema_halflife": None,
+               "ema_sigma_rels": [0.05, 0.10], "ema_snapshot_every": _snapshots}),
+    "etsdm": Recipe("E-TSDM (Yang et al. 2023): the time condition shared over 5 intervals of "
+                    "[0, 0.1)", wrap=_etsdm),
+}
+
+
+def resolve(spec: str) -> list[tuple[str, Recipe]]:
+    """The recipes of ``"a,b,..."`` in order, refused when they conflict."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise InterpolantError(f"a recipe is a name or names joined by commas, got {spec!r}")
+    names = [name.strip() for name in spec.split(",")]
+    for name in names:
+        if name not in RECIPES:
+            raise unknown_name("recipe", name, RECIPES)
+    chosen = [(name, RECIPES[name]) for name in dict.fromkeys(names)]
+    for kind in ("train", "run"):
+        owner: dict[str, tuple[str, Any]] = {}
+        for name, recipe in chosen:
+            for key, value in getattr(recipe, kind).items():
+                if key in owner and owner[key][1] != value:
+                    raise InterpolantError(
+                        f"recipes {owner[key][0]} and {name} both set {key} "
+                        f"({owner[key][1]!r} vs {value!r}); use one of them")
+                owner[key] = (name, value)
+    losses = [name for name, r in chosen if r.objective is not None]
+    if len(losses) > 1:
+        raise InterpolantError(f"recipes {' and '.join(losses)} both replace the loss; "
+                               "use one of them")
+    return chosen
+
+
+def train_overrides(spec: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The recipes' training settings, callables evaluated on ``options`` (the run's others)."""
+    out: dict[str, Any] = {}
+    for _, recipe in resolve(spec):
+        for key, value in recipe.train.items():
+            out[key] = value(options) if callable(value) else value
+    return out
+
+
+def run_overrides(spec: str) -> dict[str, Any]:
+    """The recipes' settings of the run (``path``, ``target``, ``model``, ``model_options``)."""
+    out: dict[str, Any] = {}
+    for _, recipe in resolve(spec):
+        out.update(recipe.run)
+    return out
+
+
+def check_model(spec: str, model: str) -> None:
+    """Refuse a recipe beside a network it does not support."""
+    for name, recipe in resolve(spec):
+        if recipe.models is not None and model not in recipe.models:
+            raise InterpolantError(f"recipe {name} needs the network {' or '.join(recipe.models)}"
+                                   f", but the run uses {model}; drop --model or that recipe")
+
+
+def build_objective(spec: str, path: GaussianPath, config: TrainConfig,
+                    net: nn.Module) -> Any:
+    """The objective a recipe puts in the trainer's hook, or ``None``."""
+    for _, recipe in resolve(spec):
+        if recipe.objective is not None:
+            return recipe.objective(path, config, net)
+    return None
+
+
+def wrap_network(spec: str, net: nn.Module) -> nn.Module:
+    """``net`` through every recipe's ``wrap``, in order (training and sampling alike)."""
+    for _, recipe in resolve(spec):
+        if recipe.wrap is not None:
+            net = recipe.wrap(net)
+    return net

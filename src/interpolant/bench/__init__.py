@@ -3,4 +3,5 @@ command reaches them: ``interpolant bench NAME`` for each name in :data:`NAMES`
 (``python -m interpolant.bench.solvers`` is the same). Each module has ``main(argv)``.
 """
 
-NAMES = ("solvers", "training", "orders", "acceleration", "inverse", "fewstep", "steering")
+NAMES = ("solvers", "training", "orders", "acceleration", "inverse", "fewstep", "steering",
+         "guidance", "discrete")

@@ -13,6 +13,8 @@
   :func:`noise_diffusion`'s correction (Zheng et al. 2024).
 - :func:`fit_boundary` / :func:`boundary_edit`: BoundaryDiffusion (Zhu et al. 2023), one move
   across a linear boundary in the latent space at a mixing time.
+- :func:`hspace_sample` (Asyrp, Kwon et al. 2023): DDIM with the U-Net bottleneck shifted
+  by a direction such as :func:`class_direction` (Haas et al. 2024).
 - :func:`edit`: one front door, ``edit(den, x0, to_label, method=...)``.
 """
 
@@ -22,6 +24,7 @@ from .common import labels_for
 from .cycle import cycle
 from .edict import edict_invert, edict_sample
 from .edit import METHODS, edit
+from .hspace import class_direction, hspace_sample
 from .interpolate import interpolate, noise_diffusion, slerp
 from .noise_maps import NoiseMap, ddpm_decode, noise_maps
 from .null_text import NullTextLatent, null_text_invert, null_text_sample
@@ -33,5 +36,5 @@ __all__ = [
     "boundary_edit", "check_data", "cycle", "ddpm_decode", "edict_invert", "edict_sample", "edit",
     "fit_boundary", "interpolate", "invert",
     "inversion_grid", "labels_for", "noise_diffusion", "noise_maps", "null_text_invert", "null_text_sample",
-    "sdedit", "slerp", "trajectory",
+    "sdedit", "slerp", "trajectory", "class_direction", "hspace_sample",
 ]

@@ -55,7 +55,7 @@ from tqdm.auto import tqdm
 from ..errors import InterpolantError
 from ..labels import NULL_LABEL
 from ..paths import GaussianPath
-from . import couplings, distributed, fsdp
+from . import couplings, distributed, events, fsdp
 from .checkpoint import newest_valid, save_checkpoint, step_dirs
 from .config import TrainConfig, check_resumable
 from .inputs import check_data as _check_data
@@ -139,6 +139,7 @@ class Trainer:
         self.resumed_from: Path | None = None
         self.skipped: list[str] = []
         self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.events = events.EventLog(self.run_dir) if self.run_dir is not None else None
         if self.run_dir is not None:
             if resume:
                 self._resume()
@@ -285,6 +286,7 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             with open(self.run_dir / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
+            self.events.write(record)  # type: ignore[union-attr]  # TensorBoard, if installed
 
     def run(self) -> TrainResult:
         """Train until ``config.steps``; checkpoint every ``checkpoint_every`` and at the end."""
@@ -315,6 +317,8 @@ class Trainer:
             if cfg.checkpoint_every and s % cfg.checkpoint_every == 0 and s < cfg.steps:
                 self.save()
         bar.close()
+        if self.events is not None:
+            self.events.close()
         if self.run_dir is not None:
             self.save()
         return TrainResult(self.module, self._ema_model(), self.history, self.step_count)

@@ -30,6 +30,8 @@ def add_parser(sub: Any, fmt: type) -> None:
                    help="optimiser steps (all rounds together for pd)")
     p.add_argument("--nfe", type=int, default=2,
                    help="pd, mmd: the NFE the student is made for (pd: a power of two)")
+    p.add_argument("--teacher-nfe", type=int, help="pd: the teacher's DDIM steps, --nfe times a "
+                   "power of two (default: the larger of 8 and 2 --nfe)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, help="learning rate (default: the method's)")
     p.add_argument("--pairs", type=int, default=2048, help="reflow: teacher ODE pairs")
@@ -48,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     set_threads(args.threads)
     info = distill_run(args.teacher, args.method, args.run_dir, steps=args.steps, nfe=args.nfe,
                        batch_size=args.batch_size, lr=args.lr, pairs=args.pairs,
-                       model=args.model, model_options=args.model_options, seed=args.seed)
+                       model=args.model, model_options=args.model_options, seed=args.seed,
+                       teacher_nfe=args.teacher_nfe)
     nfes = ",".join(map(str, info["nfes"]))
     print(f"distilled ({args.method}, {args.steps} steps, {info['cpu_seconds']:.0f} CPU s): "
           f"{args.run_dir}\nevaluate it with: interpolant eval --run-dir {args.run_dir} "

@@ -96,18 +96,22 @@ def _check(method: str, steps: Any, nfe: Any, teacher_dir: Path, run_dir: Path) 
 
 
 def _student_net(teacher: TrainedRun, method: str, x: torch.Tensor, model: str | None,
-                 options: dict | None) -> tuple[nn.Module, Any]:
-    """The student network and its run config: the teacher's copy, or a fresh network of
-    ``model`` (``ct``: the teacher's architecture) without labels."""
+                 options: dict | None) -> tuple[nn.Module, Any, bool]:
+    """``(network, run config, copied)``: a copy of the teacher's network (the default, but
+    for ``ct``), or a fresh network of ``model`` (default the teacher's architecture) without
+    labels. A teacher that is itself a consistency student has no network to copy."""
     config = replace(teacher.config, train={})
-    if model is None and options is None and method != "ct":
-        return copy.deepcopy(teacher.denoiser.model), config
+    raw = teacher.denoiser.model
+    raw = raw.net if isinstance(raw, Unconditional) else raw
+    if model is None and options is None and method != "ct" \
+            and getattr(raw, "arch", None) == config.model:
+        return copy.deepcopy(raw), config, True
     config = replace(config, model=model or config.model,
                      model_options=dict(config.model_options if model is None else {},
                                         **(options or {})))
     config.check()
     try:
-        return build_model(config, x[:2], None), config
+        return build_model(config, x[:2], None), config, False
     except InterpolantError as err:
         raise InterpolantError(f"the student network {config.model!r} does not fit the "
                                f"teacher's data of shape {tuple(x.shape[1:])}: {err}") from None
@@ -117,25 +121,32 @@ def distill_run(teacher_dir: str | os.PathLike[str], method: str,
                 run_dir: str | os.PathLike[str], *, steps: int = 400, nfe: int = 2,
                 batch_size: int = 64, lr: float | None = None, pairs: int = 2048,
                 model: str | None = None, model_options: dict | None = None,
-                seed: int = 0) -> dict[str, Any]:
+                seed: int = 0, teacher_nfe: int | None = None) -> dict[str, Any]:
     """Distil the run ``teacher_dir`` by ``method`` into the new run ``run_dir`` (module
-    docstring); returns the ``student.json`` record."""
+    docstring); returns the ``student.json`` record. ``teacher_nfe`` (pd): the DDIM steps of
+    the teacher, ``2^k nfe`` (default the larger of 8 and ``2 nfe``; a pd student run as the
+    teacher with its own steps continues the halving)."""
     teacher_dir, run_dir = Path(teacher_dir), Path(run_dir)
+    teacher_nfe = max(8, 2 * nfe) if teacher_nfe is None else teacher_nfe
     _check(method, steps, nfe, teacher_dir, run_dir)
+    if method == "pd" and (teacher_nfe <= nfe or teacher_nfe % nfe
+                           or (teacher_nfe // nfe) & (teacher_nfe // nfe - 1)):
+        raise InterpolantError(f"the teacher's steps ({teacher_nfe}) must be --nfe ({nfe}) "
+                               "times a power of two, at least twice --nfe")
     teacher = load_trained(teacher_dir)
     if getattr(teacher.config, "process", "gaussian") != "gaussian":
         raise InterpolantError(f"{teacher_dir} is a {teacher.config.process} token run; "
                                "few-step students need a run on a Gaussian path")
-    x, labels = load_data(teacher.config)
-    net, config = _student_net(teacher, method, x, model, model_options)
+    x, _ = load_data(teacher.config)
+    net, config, copied = _student_net(teacher, method, x, model, model_options)
     fs.loop.check_student(net, x[:2])
     den, path = teacher.denoiser, teacher.denoiser.path
-    copied = model is None and model_options is None and method != "ct"
     prediction = den.prediction if copied else None
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     common = dict(steps=steps, batch_size=batch_size, lr=lr or LR[method], generator=g)
-    spec: dict[str, Any] = {"method": method, "unconditional": labels is not None and copied}
+    classes = getattr(net, "config", {}).get("num_classes") if copied else None
+    spec: dict[str, Any] = {"method": method, "unconditional": classes is not None}
     nfes = [1, 2, 4]
     start, wall = time.process_time(), time.perf_counter()
     sigma_data = float(x.std())
@@ -150,10 +161,9 @@ def distill_run(teacher_dir: str | os.PathLike[str], method: str,
         losses = cm.losses
     elif method == "pd":
         target = den.prediction if copied and den.prediction in ("v", "x0") else "v"
-        teacher_steps = max(8, 2 * nfe)
-        rounds = (teacher_steps // nfe).bit_length() - 1
+        rounds = (teacher_nfe // nfe).bit_length() - 1
         common["steps"] = max(steps // rounds, 1)
-        student = fs.progressive_distillation(den, net, x, teacher_steps=teacher_steps,
+        student = fs.progressive_distillation(den, net, x, teacher_steps=teacher_nfe,
                                               rounds=rounds, prediction=target,
                                               grid=path.default_grid, **common)
         net, config, losses, nfes = student.denoiser.model, replace(config, target=target), \

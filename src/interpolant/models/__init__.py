@@ -10,7 +10,8 @@
   with ``num_classes=K``; ``NULL_LABEL`` (-1) means "no label" and uses embedding row ``K``.
 
 The output has the shape and dtype of ``x``. Models know nothing of paths or prediction
-targets. Each exposes ``arch`` and a JSON-serialisable ``config`` so that
+targets. :class:`Aggregate` combines trained networks with learned weights per time (AFA).
+Each exposes ``arch`` and a JSON-serialisable ``config`` so that
 ``build(model.arch, **model.config)`` rebuilds it; output layers are zero-initialised.
 
 Default sizes (trainable parameters): ``MLP(dim=2)`` 1,138,946; ``UNet()`` (8x8, 1 channel)
@@ -34,6 +35,7 @@ from .base import ReferenceNet
 from .embeddings import TIME_SCALE, LabelEmbedding, TimeEmbedding, sinusoidal_embedding
 from .dit import DiT
 from .edm2 import EDM2UNet
+from .ensemble import Aggregate
 from .mlp import MLP
 from .mmdit import MMDiT
 from .routing import DTRDiT, SwitchDiT
@@ -42,6 +44,7 @@ from .tokens import TokenTransformer
 from .unet import UNet
 
 __all__ = [
+    "Aggregate",
     "DTRDiT",
     "DiT",
     "EDM2UNet",

@@ -54,10 +54,23 @@ def _uncertainty(path: GaussianPath, config: TrainConfig, net: nn.Module) -> Any
     return UncertaintyObjective(path, config.target, config.density, config.weight)
 
 
+def _ant_uw(path: GaussianPath, config: TrainConfig, net: nn.Module) -> Any:
+    from .ant import ant_uw
+
+    return ant_uw(path, config.target, config.density, config.weight)
+
+
 def _etsdm(net: nn.Module) -> nn.Module:
     from .etsdm import SharedTimeNet
 
     return SharedTimeNet(net)
+
+
+def _repa(path: GaussianPath, config: TrainConfig, net: nn.Module) -> Any:
+    from .objectives import Objective
+    from .repa import REPA
+
+    return REPA(Objective(path, config.target, config.density, config.weight), net)
 
 
 def _snapshots(options: Mapping[str, Any]) -> int:
@@ -77,8 +90,22 @@ RECIPES: dict[str, Recipe] = {
         "post-hoc EMA snapshots", objective=_uncertainty,
         train={"density": "edm2", "weight": "edm", "ema_halflife": None,
                "ema_sigma_rels": [0.05, 0.10], "ema_snapshot_every": _snapshots}),
+    "ant-uw": Recipe("ANT-UW (Go et al. 2023): uncertainty weighting over 5 log-SNR interval "
+                     "clusters of the times", objective=_ant_uw),
     "etsdm": Recipe("E-TSDM (Yang et al. 2023): the time condition shared over 5 intervals of "
                     "[0, 0.1)", wrap=_etsdm),
+    # networks and alignment (helper 2): a network recipe sets the run's model
+    "edm2": Recipe("EDM2's magnitude-preserving U-Net (Karras et al. 2024) at the paper's "
+                   "reference learning rate 0.01", run={"model": "edm2"}, train={"lr": 1e-2}),
+    "repa": Recipe("REPA (Yu et al. 2025): align an early block with the digits classifier's "
+                   "features, lambda 0.5", objective=_repa,
+                   models=("unet", "edm2", "dit", "mmdit", "dtr", "switch-dit")),
+    "mmdit": Recipe("SD3's MM-DiT: label tokens and image patches in joint attention",
+                    run={"model": "mmdit"}),
+    "dtr": Recipe("DTR (Park et al. 2024): a DiT routed by sliding channel masks over time",
+                  run={"model": "dtr"}),
+    "switch-dit": Recipe("Switch-DiT (Park et al. 2024): a DiT with time-gated sparse experts",
+                         run={"model": "switch-dit"}),
 }
 
 

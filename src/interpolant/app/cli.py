@@ -172,7 +172,8 @@ def _train(args: argparse.Namespace) -> int:
     config.check()
     train_run(config, args.run_dir, resume=args.resume, progress=not args.no_progress,
               threads=args.threads)
-    print(f"trained: {args.run_dir} (checkpoints, metrics.jsonl)")
+    if user_cli.is_main():  # under torchrun: rank 0 speaks
+        print(f"trained: {args.run_dir} (checkpoints, metrics.jsonl)")
     return 0
 
 

@@ -30,6 +30,13 @@ def add_sample_options(p: argparse.ArgumentParser) -> None:
                    "(a path, with options, e.g. 'images/:size=32')")
 
 
+def is_main() -> bool:
+    """Whether this process is rank 0 (or the only one): the one that prints."""
+    from ..training.distributed import is_main as main_rank
+
+    return main_rank()
+
+
 def prepare_sample(args: argparse.Namespace) -> None:
     """``--diffusers DIR``: make ``--run-dir`` a run of that model (:mod:`.diffusers_run`)."""
     from .diffusers_run import prepare

@@ -61,13 +61,14 @@ def test_page_holds_table_plot_and_results(tmp_path) -> None:
 
 
 def test_a_seconds_long_run_writes_the_page(tmp_path, capsys) -> None:
-    assert {"default", "diffusers", "edm2", "repa", "mmdit"} <= set(recipe_names())
-    code = training.main(["--recipes", "default,edm2", "--minutes", "0.002", "--evals", "1",
+    assert {"default", "diffusers", "edm2", "repa", "mmdit", "dtr", "switch-dit", "sd3",
+            "edm2-loss"} <= set(recipe_names())
+    code = training.main(["--recipes", "default,edm2+repa", "--minutes", "0.002", "--evals", "1",
                           "--fd-samples", "40", "--fd-steps", "3", "--batch-size", "8",
                           "--chunk", "1", "--out", str(tmp_path / "b")])
     assert code == 0
     saved = json.loads((tmp_path / "b" / "results.json").read_text())
-    assert [m["name"] for m in saved["measured"]] == ["default", "edm2"]
+    assert [m["name"] for m in saved["measured"]] == ["default", "edm2+repa"]
     for m in saved["measured"]:  # the step-0 evaluation, then one after training
         assert m["curve"][0][1] == 0 and m["curve"][-1][1] > 0
     assert "| default |" in capsys.readouterr().out
@@ -77,6 +78,8 @@ def test_a_seconds_long_run_writes_the_page(tmp_path, capsys) -> None:
     (["--recipes", "default,nosuch"], "unknown training recipe 'nosuch'"),
     (["--minutes", "0"], "--minutes must be positive"),
     (["--recipes", "edm2,edm2"], "distinct names"),
+    (["--recipes", "repa+edm2-loss"], "both replace the loss"),
+    (["--recipes", "default+edm2"], "unknown training recipe 'default'"),
 ])
 def test_bad_options_are_one_line_errors(argv, message, capsys) -> None:
     assert training.main(argv) == 2

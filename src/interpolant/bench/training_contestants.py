@@ -8,18 +8,21 @@ recipe, and every training recipe, each as a :class:`Contestant` that steps and 
   ``UNet2DModel`` + ``DDPMScheduler.add_noise`` on integer timesteps, eps MSE, AdamW with the
   same lr, warm-up, batch and clipping; sampled as an ``eps`` Denoiser on the scheduler's own
   ``alphas_cumprod`` (the network sees ``k = 1000 t - 1``).
-- a recipe name (or ``a+b`` for several composed): the default run with the recipe's
-  overrides, from :func:`interpolant.training.recipes` where that registry exists, else from
-  :data:`LOCAL_RECIPES` (the networks and REPA of this package).
+- a recipe name of :data:`interpolant.training.recipes.RECIPES` (or ``a+b`` for several
+  composed): the default run with the recipe applied as ``interpolant train --recipe a,b``
+  applies it (its run and training settings, network wrapper and objective).
 
 Every contestant trains on the same 1500 training digits with the same batch size and seed
-and is sampled from its current raw weights (no EMA: the budgets are short, and an EMA lags).
+and is sampled from its current raw weights (no EMA: the budgets are short, and an EMA lags;
+a run that keeps EMAs still pays for them in its training time).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import copy
+import shutil
+import tempfile
+import weakref
 
 import torch
 from torch import Tensor, nn
@@ -30,28 +33,9 @@ import interpolant as ip
 from ..app.runs import RunConfig, build_model
 from ..app.workflows import TRAIN_DEFAULTS
 from ..errors import InterpolantError
-from ..training import Objective, TrainConfig, Trainer
+from ..training import TrainConfig, Trainer
 
-__all__ = ["LOCAL_RECIPES", "Contestant", "DiffusersRecipe", "RunContestant", "contestant",
-           "recipe_names"]
-
-# name -> RunConfig overrides ("model", "model_options", "path", "target", "train") and an
-# optional "objective": (base objective, net, data) -> objective
-LOCAL_RECIPES: dict[str, dict[str, Any]] = {
-    # magnitude-preserving weights have unit-RMS rows (elements ~1, not ~1/sqrt(fan_in)), so
-    # Adam needs a larger step: the paper's reference rate is 0.01
-    "edm2": {"model": "edm2", "train": {"lr": 1e-2}},
-    "mmdit": {"model": "mmdit", "model_options": {"hidden": 96, "depth": 4, "heads": 4}},
-    "repa": {"objective": lambda base, net, data: _repa(base, net, data)},
-    "dtr": {"model": "dtr"},
-    "switch-dit": {"model": "switch-dit"},
-}
-
-
-def _repa(base: Any, net: nn.Module, data: Tensor) -> nn.Module:
-    from ..training.repa import REPA
-
-    return REPA(base, net, data[:2])
+__all__ = ["Contestant", "DiffusersRecipe", "RunContestant", "contestant", "recipe_names"]
 
 
 class Contestant:
@@ -68,22 +52,27 @@ class Contestant:
 
 
 class RunContestant(Contestant):
-    """A run of :class:`interpolant.training.Trainer` from a :class:`RunConfig` (no labels)."""
+    """A run of :class:`interpolant.training.Trainer` from a :class:`RunConfig` (no labels),
+    with its recipe's network wrapper and objective if it has a recipe."""
 
     def __init__(self, name: str, config: RunConfig, data: Tensor, batch_size: int,
-                 objective: Callable[..., Any] | None = None) -> None:
+                 lr: float) -> None:
+        from ..app.recipe_run import recipe_parts
+
         self.name, self.config = name, config
-        self.model = build_model(config, data, None)
         self.path = ip.paths.get(config.path)
-        options = {**TRAIN_DEFAULTS, "checkpoint_every": None, **config.train,
+        options = {**TRAIN_DEFAULTS, "checkpoint_every": None, "lr": lr, **config.train,
                    "batch_size": batch_size, "target": config.target, "seed": config.seed,
-                   "progress": False, "ema_halflife": None, "label_dropout": 0.0}
+                   "progress": False, "label_dropout": 0.0}
         cfg = TrainConfig(**options)
-        loss = None
-        if objective is not None:
-            loss = objective(Objective(self.path, cfg.target, cfg.density, cfg.weight),
-                             self.model, data)
-        self.trainer = Trainer(self.model, self.path, data, config=cfg, objective=loss)
+        net = build_model(config, data, None)
+        self.model, objective = recipe_parts(config, net, self.path, cfg)
+        # a scratch run directory, for recipes that write as they train (post-hoc EMA
+        # snapshots); removed with the contestant
+        run_dir = tempfile.mkdtemp(prefix="interpolant-bench-training-")
+        weakref.finalize(self, shutil.rmtree, run_dir, True)
+        self.trainer = Trainer(self.model, self.path, data, config=cfg, run_dir=run_dir,
+                               objective=objective)
 
     def step(self) -> None:
         self.trainer.step()
@@ -139,47 +128,32 @@ class DiffusersRecipe(Contestant):
                            prediction="eps", time_scale=n, time_shift=-1)
 
 
-def _registry() -> dict[str, Any]:
-    try:
-        from ..training import recipes
-    except ImportError:
-        return {}
-    return dict(getattr(recipes, "RECIPES", {}))
-
-
 def recipe_names() -> list[str]:
     """Every name the benchmark accepts: ``default``, ``diffusers`` and the recipes."""
-    return ["default", "diffusers", *sorted(set(_registry()) | set(LOCAL_RECIPES))]
+    from ..training.recipes import RECIPES
 
-
-def _recipe_config(names: list[str]) -> tuple[RunConfig, Callable[..., Any] | None]:
-    """The default run with the overrides of ``names`` applied in order."""
-    registry = _registry()
-    config, objective = RunConfig(), None
-    for name in names:
-        spec = LOCAL_RECIPES.get(name) if name in LOCAL_RECIPES else registry.get(name)
-        if spec is None:
-            from ..errors import unknown_name
-
-            raise unknown_name("training recipe", name, recipe_names())
-        if hasattr(spec, "apply"):  # the training registry's own recipe objects
-            config = spec.apply(config)
-            continue
-        for key in ("model", "path", "target"):
-            if key in spec:
-                setattr(config, key, spec[key])
-        config.model_options = {**config.model_options, **spec.get("model_options", {})}
-        config.train = {**config.train, **spec.get("train", {})}
-        objective = spec.get("objective", objective)
-    return config, objective
+    return ["default", "diffusers", *RECIPES]
 
 
 def contestant(name: str, data: Tensor, batch_size: int, lr: float, seed: int = 0
                ) -> Contestant:
     """The contestant called ``name`` (see the module docstring)."""
+    from ..training import recipes
+
+    known = recipe_names()
+    for part in name.split("+"):
+        if part not in known or (part in ("default", "diffusers") and part != name):
+            from ..errors import unknown_name
+
+            raise unknown_name("training recipe", part, known)
     if name == "diffusers":
         return DiffusersRecipe(data, batch_size, lr, TRAIN_DEFAULTS["warmup"], seed)
-    config, objective = _recipe_config([] if name == "default" else name.split("+"))
-    config.seed = seed
-    config.train = {"lr": lr, **config.train}
-    return RunContestant(name, config, data, batch_size, objective)
+    config = RunConfig(seed=seed)
+    if name != "default":
+        spec = name.replace("+", ",")
+        for key, value in recipes.run_overrides(spec).items():
+            setattr(config, key, copy.deepcopy(value))
+        config.train = recipes.train_overrides(spec, {**TRAIN_DEFAULTS, "lr": lr})
+        config.recipe = spec
+        recipes.check_model(spec, config.model)
+    return RunContestant(name, config, data, batch_size, lr)

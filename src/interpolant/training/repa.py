@@ -31,7 +31,7 @@ __all__ = ["DEFAULT_LAYERS", "REPA", "alignment_loss", "digits_encoder"]
 
 # an early block of each reference network: the output of its first down-sampled stage
 DEFAULT_LAYERS = {"unet": "encoder.1.res.0", "edm2": "enc.l1_block0", "dit": "blocks.1",
-                  "mmdit": "blocks.1"}
+                  "mmdit": "blocks.1", "dtr": "blocks.1", "switch-dit": "blocks.1"}
 
 Encoder = Callable[[Tensor], Tensor]
 
@@ -58,17 +58,19 @@ def _unwrap(net: nn.Module) -> nn.Module:
 
 
 class REPA(nn.Module):
-    """``REPA(base, net, example, layer=None, encoder=None, weight=0.5, hidden=256, head=None)``.
+    """``REPA(base, net, example=None, layer=None, encoder=None, weight=0.5, hidden=256,
+    head=None)``.
 
     ``base`` is the diffusion objective ``(net, x0, noise, t, cond) -> loss`` (e.g.
     :class:`interpolant.training.Objective`); its ``sample_time`` draws the times. ``layer``
     names the submodule of ``net`` whose output is aligned (default: ``DEFAULT_LAYERS`` by the
     net's ``arch``). ``example`` is a small batch of clean data, run once through the net and the
     encoder to size the head (or to check a given ``head``: its input must be the flattened
-    hidden state, its output the encoder's feature size). ``weight`` is the paper's lambda.
+    hidden state, its output the encoder's feature size); by default two blank 8x8 grey images,
+the digits encoder's input. ``weight`` is the paper's lambda.
     """
 
-    def __init__(self, base: Callable[..., Tensor], net: nn.Module, example: Tensor,
+    def __init__(self, base: Callable[..., Tensor], net: nn.Module, example: Tensor | None = None,
                  layer: str | None = None, encoder: Encoder | None = None,
                  weight: float = 0.5, hidden: int = 256, head: nn.Module | None = None) -> None:
         super().__init__()
@@ -87,7 +89,8 @@ class REPA(nn.Module):
         self.base, self.layer, self.weight = base, layer, float(weight)
         # kept out of the module's parameters: the encoder is frozen, neither trained nor saved
         object.__setattr__(self, "encoder", encoder or digits_encoder())
-        x = example[:2]
+        param = next(_unwrap(net).parameters())
+        x = example[:2] if example is not None else torch.zeros(2, 1, 8, 8, dtype=param.dtype)
         with torch.no_grad():
             hidden_state = self._hidden(net, lambda: net(x, torch.full((len(x),), 0.5,
                                                                       dtype=x.dtype)))

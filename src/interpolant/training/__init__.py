@@ -28,12 +28,16 @@ from .ema import EMA
 from .objectives import Objective, regression_target
 from ..precond import EDMPrecond  # it lives beside the Denoiser; re-exported here
 from .trainer import Trainer, TrainResult
+from .power_ema import PowerEMA, posthoc_ema
+from .uncertainty import UncertaintyObjective
+from . import recipes
 
 __all__ = [
     "EMA", "OT", "Checkpoint", "EDMLogNormal", "EDMPrecond", "Immiscible", "LogitNormal",
     "Objective", "TrainConfig", "TrainResult", "Trainer", "Uniform", "couplings", "densities",
     "distributed", "fit", "independent", "latest_checkpoint", "load_checkpoint", "regression_target",
-    "save_checkpoint", "train", "weights",
+    "save_checkpoint", "train", "weights", "PowerEMA", "posthoc_ema", "UncertaintyObjective",
+    "recipes",
 ]
 
 

@@ -94,7 +94,8 @@ def restore(
             sample); RePaint runs it one step at a time.
         shape: the shape of one sample, when ``op.input_shape(y.shape)`` cannot tell.
         **options: the method's own: ``zeta``, ``gaussian_likelihood`` (DPS), ``data_var``
-            (PiGDM, DDNM), ``jump`` and ``resample`` (RePaint), ``lam`` and ``lr`` (RED-diff).
+            (DPS, PiGDM, DDNM, RED-diff), ``jump`` and ``resample`` (RePaint), ``lam`` and
+            ``lr`` (RED-diff).
 
     Returns the final data prediction (``denoise_to_zero``; RED-diff: the fitted mean) of shape
     ``(n, *shape)``; its network evaluations accumulate in ``den.nfe``.
@@ -119,6 +120,8 @@ def restore(
         ts = make_grid(grid, path, steps, t_start, t_end)
         if method == "repaint":  # it runs the solver one step at a time
             options = {"solver": solver, **options}
+        else:  # red-diff starts from the noise-aware inverse of y
+            options = {"sigma_y": sigma_y, **options}
         return LOOPS[method](den, op, y, x, ts, generator, cond=cond, **options)
     guided = GUIDED[method](den, op, y, sigma_y, **options)
     return sample(guided, x, solver=solver, steps=steps, grid=grid, t_start=t_start,

@@ -26,6 +26,7 @@ from .data import (
     DIGIT_LEVELS, TEXT_VOCAB, bits, decode_text, digit_images, digit_tokens, text_tokens,
 )
 from .duality import argmax_tokens, duo_alpha
+from .duo_distill import DuoSchedule, dcd_loss, distill, duo_process, trajectory_pair
 from .metrics import NGramModel, distinct_ngrams
 from .guidance import CFGTokenDenoiser, ClassifierGuidedDenoiser, tempered_product
 from .objectives import (
@@ -40,15 +41,15 @@ from .schedules import Cosine, Linear, Polynomial, Schedule, Tabulated, schedule
 from .training import evaluate_bound, train_tokens
 
 __all__ = [
-    "Blackout", "CFGTokenDenoiser", "ClassifierGuidedDenoiser", "Cosine", "D3PM", "DIGIT_LEVELS",
+    "Blackout", "CFGTokenDenoiser", "DuoSchedule", "ClassifierGuidedDenoiser", "Cosine", "D3PM", "DIGIT_LEVELS",
     "Linear", "Masked", "NGramModel", "OBJECTIVES", "Polynomial", "Process", "SAMPLERS", "Samples",
     "Schedule", "TEXT_VOCAB", "TabularBits", "Tabulated", "TokenDenoiser", "TokenOracle", "Uniform",
     "all_sequences", "ancestral", "argmax_dequantize", "argmax_elbo", "argmax_quantize", "argmax_tokens", "bits", "categorical", "check_tokens",
-    "ctmc_elbo", "d3pm_loss", "d3pm_step_kl", "decode_text", "digit_images", "digit_tokens",
-    "distinct_ngrams", "duo_alpha", "evaluate_bound", "first_hitting", "flip_logits_to_x0",
+    "ctmc_elbo", "d3pm_loss", "dcd_loss", "distill", "d3pm_step_kl", "decode_text", "digit_images", "digit_tokens",
+    "distinct_ngrams", "duo_alpha", "duo_process", "evaluate_bound", "first_hitting", "flip_logits_to_x0",
     "flip_loss", "flip_probability", "gumbel_noise",
     "labelled_classifier", "labelled_model", "loss_for", "masked_elbo", "multinomial_posterior", "prior_kl", "sample",
     "sampler_table", "schedule", "tail_factor", "tau_leaping", "tempered_product", "text_tokens",
-    "threshold_sample", "thresholding_inverse",
+    "threshold_sample", "thresholding_inverse", "trajectory_pair",
     "train_tokens", "tv_floor",
 ]

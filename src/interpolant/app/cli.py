@@ -30,6 +30,7 @@ from ..errors import InterpolantError
 from . import user_cli
 from .options import add_guidance_options, add_restore_edit_parsers
 from .cmd_distill import add_parser as add_distill_parser, run as _distill
+from .cmd_invert import add_parser as add_invert_parser, run as _invert
 from .recipe_run import add_argument as add_recipe_argument, apply_recipe
 from .tune import add_parser as add_tune_parser, add_sample_options, run as _tune
 
@@ -128,6 +129,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_restore_edit_parsers(sub, fmt)
     add_distill_parser(sub, fmt)
+    add_invert_parser(sub, fmt)
     add_tune_parser(sub, fmt)
 
     sub.add_parser("solvers", help="list the solver names")
@@ -337,6 +339,7 @@ COMMANDS = {"train": _train, "sample": _sample, "eval": _eval, "report": _report
             "bench": _bench, "demo": _demo, "solvers": _solvers,
             "restore": _in_commands("restore"), "edit": _in_commands("edit"), "tune": _tune}
 COMMANDS["distill"] = _distill  # app/cmd_distill.py
+COMMANDS["invert"] = _invert  # app/cmd_invert.py
 
 
 # Commands that run long enough for the OpenMP waiting policy to matter.

@@ -86,6 +86,7 @@ def test_cache_interval_one_and_32_bits_are_the_identity(capsys, run_dir, tmp_pa
     (("--cache", "fora"), "unknown cache 'fora'"),
     (("--quantize", "int4"), "no int4 kernels"),
     (("--quantize", "fake40"), "2 to 32 bits"),
+    (("--quantize", "fake4ta"), "unknown quantization 'fake4ta'"),
     (("--solver", "tuned", "--nfe", 7), "no tuned choice for --nfe 7"),
     (("--solver", "tuned", "--label", 1), "unguided sampling"),
     (("--solver", "heun", "--nfe", 1), "more than the budget of 1"),

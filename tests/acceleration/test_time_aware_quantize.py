@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from interpolant.acceleration import (calibration_inputs, fake_quantize, network_of,
+import interpolant as ip
+from interpolant.acceleration import (accelerate, calibration_inputs, fake_quantize, network_of,
                                       temporal_layers)
 from interpolant.errors import InterpolantError
 
@@ -53,3 +54,18 @@ def test_temporal_layers_are_those_that_see_only_the_time(kind, unet_denoiser, d
 def test_time_aware_quantization_needs_calibration(unet_denoiser):
     with pytest.raises(InterpolantError, match="time-aware quantization needs calibration"):
         fake_quantize(network_of(unet_denoiser), 4, time_aware=True)
+
+
+def test_accelerate_names_time_aware_modes(unet_denoiser, images):
+    cal = calibration_inputs(unet_denoiser, images, per_call=3, **KW)
+    direct = fake_quantize(network_of(unet_denoiser), 5, activations=True, calibration=cal,
+                           time_aware=True)
+    named = network_of(accelerate(unet_denoiser, quantize="fake5at", calibration=cal))
+    x, t, _ = cal[1]
+    with torch.no_grad():
+        assert torch.equal(named(x, t), direct(x, t))
+    with pytest.raises(InterpolantError, match="time-aware quantization needs calibration"):
+        accelerate(unet_denoiser, quantize="fake4t")
+    with pytest.raises(InterpolantError, match="unknown quantization 'fake4x'"):
+        accelerate(unet_denoiser, quantize="fake4x")
+    assert ip.acceleration.quantization("fake6t") == (6, False, True)

@@ -97,8 +97,9 @@ def accelerate(
             :class:`BlockCacheDiT`) or ``None``; ``interval`` and ``cache_options`` (``level``,
             ``blocks``, ``full_calls``) go to the wrapper.
         quantize: ``"int8"`` (real int8 kernels, :func:`quantize_int8`), ``"fake<bits>"`` (e.g.
-            ``"fake8"``: weights rounded to that many bits) or ``"fake<bits>a"`` (weights and
-            activations, which need ``calibration``, see :func:`calibration_inputs`).
+            ``"fake8"``: weights rounded to that many bits), ``"fake<bits>a"`` (weights and
+            activations) or with ``t`` (``"fake4t"``, ``"fake4at"``: the temporal layers kept
+            exact); ``a`` and ``t`` need ``calibration``, see :func:`calibration_inputs`.
         compile: ``torch.compile`` with a fallback (:func:`compile_network`).
         dtype: run the network in this dtype (e.g. ``torch.bfloat16``).
     Order: quantize, cast, compile, then cache (caching keeps state, so it stays outermost).
@@ -128,25 +129,31 @@ def accelerate(
     return rewrap(denoiser, net)
 
 
-def quantization(mode: Any) -> tuple[int | None, bool]:
-    """``(bits, activations)`` of a ``quantize`` mode of :func:`accelerate`: ``(None, False)``
-    for the int8 kernels; refuses a mode with no kernels or an unknown one."""
+def quantization(mode: Any) -> tuple[int | None, bool, bool]:
+    """``(bits, activations, time_aware)`` of a ``quantize`` mode of :func:`accelerate`:
+    ``"int8"`` (the int8 kernels, ``bits`` None) or ``"fake<bits>"`` followed by ``a``
+    (activations too) and/or ``t`` (time-aware, TFMQ-DM); refuses a mode with no kernels or an
+    unknown one."""
     text = str(mode)
     if text == "int8":
-        return None, False
-    if text.startswith("fake") and text[4:].rstrip("a").isdigit():
-        return check_bits(int(text[4:].rstrip("a"))), text.endswith("a")
+        return None, False, False
+    flags = text[4:].lstrip("0123456789")
+    digits = text[4:len(text) - len(flags)]
+    if text.startswith("fake") and digits and flags in ("", "a", "t", "at"):
+        return check_bits(int(digits)), "a" in flags, "t" in flags
     if text.startswith("int") and text[3:].isdigit():
         raise InterpolantError(
             f"no {text} kernels: PyTorch's CPU kernels are int8 only; use quantize='int8', or "
             f"quantize='fake{text[3:]}' to study {text[3:]}-bit accuracy"
         )
-    raise InterpolantError(f"unknown quantization {mode!r}; use 'int8', 'fake<bits>' or "
-                           "'fake<bits>a' (e.g. 'fake8', 'fake4a')")
+    raise InterpolantError(f"unknown quantization {mode!r}; use 'int8', 'fake<bits>', "
+                           "'fake<bits>a' (activations too) or 'fake<bits>t' (time-aware), "
+                           "e.g. 'fake8', 'fake4a', 'fake4at'")
 
 
 def _quantized(net: nn.Module, mode: str, calibration: list | None) -> nn.Module:
-    bits, activations = quantization(mode)
+    bits, activations, time_aware = quantization(mode)
     if bits is None:
         return quantize_int8(net)
-    return fake_quantize(net, bits, activations=activations, calibration=calibration)
+    return fake_quantize(net, bits, activations=activations, calibration=calibration,
+                         time_aware=time_aware)

@@ -9,9 +9,9 @@ samples with it unless ``--solver`` names another (``--solver tuned`` insists on
 ``interpolant sample --cache deepcache[:interval] --quantize int8 --compile`` runs the run's
 network through :func:`interpolant.acceleration.accelerate`: DeepCache or encoder propagation
 (``encoder[:interval]``, Faster Diffusion) for a U-Net, block caching (``block[:interval]``)
-for a DiT, int8 kernels or fake ``fake<bits>[a]`` quantization
-(activations calibrated on a plain run across the trajectory), ``torch.compile`` with the
-plain network as fallback.
+for a DiT, int8 kernels or fake ``fake<bits>[a][t]`` quantization (activations with ``a``,
+calibrated on a plain run across the trajectory; ``t``: the time embedding kept exact),
+``torch.compile`` with the plain network as fallback.
 
 Options are checked before the run is loaded and the network's fit (a cache for its blocks)
 before anything is sampled, so a refused request writes nothing. Imports here stay light:
@@ -38,7 +38,8 @@ def add_sample_options(p: argparse.ArgumentParser) -> None:
                    "interval 3), encoder[:interval] (U-Net, Faster Diffusion, 2) or "
                    "block[:interval] (DiT, 2)")
     p.add_argument("--quantize", help="int8 (int8 kernels of the Linear layers, CPU) or "
-                   "fake<bits>[a] (weights, and activations with 'a', rounded to <bits>)")
+                   "fake<bits>[a][t] (weights, and activations with 'a', rounded to <bits>; "
+                   "'t': the time embedding kept exact, TFMQ-DM)")
     p.add_argument("--compile", action="store_true", help="torch.compile the network (the "
                    "plain network if compilation fails)")
 
@@ -137,7 +138,7 @@ def accelerated(args: argparse.Namespace, run: Any) -> Any:
     den = run.denoiser
     name, interval = cache if cache is not None else (None, 1)
     calibration = None
-    if args.quantize is not None and acc.quantization(args.quantize)[1]:
+    if args.quantize is not None and any(acc.quantization(args.quantize)[1:]):
         import torch
 
         starts = torch.randn((16, *run.shape), generator=torch.Generator().manual_seed(12345))

@@ -9,7 +9,8 @@ import torch
 
 import interpolant as ip
 from interpolant.errors import InterpolantError
-from interpolant.training.calibration import CalibratedNet, estimate_calibration
+from interpolant.training.calibration import (CalibratedNet, estimate_calibration,
+                                              load_calibration, save_calibration)
 
 PATH = ip.paths.VPCosine()
 N = 4000
@@ -68,7 +69,7 @@ def test_calibration_removes_the_mean_of_a_perturbation(prediction):
     assert float(before.abs().max()) > 0.25  # the perturbation was really there
 
 
-def test_bad_calibration_requests_are_refused():
+def test_bad_calibration_requests_are_refused(tmp_path):
     gmm, data = _setup()
     with pytest.raises(InterpolantError, match="unknown prediction target 'noise'"):
         estimate_calibration(_exact_eps(gmm), PATH, data, "noise")
@@ -76,6 +77,11 @@ def test_bad_calibration_requests_are_refused():
         estimate_calibration(_exact_eps(gmm), PATH, data, times=1)
     with pytest.raises(InterpolantError, match="one label per data row"):
         estimate_calibration(_exact_eps(gmm), PATH, data, labels=torch.zeros(3, dtype=torch.long))
+    with pytest.raises(InterpolantError, match="holds no calibration.safetensors; train it "
+                                               "with --recipe calibrate"):
+        load_calibration(tmp_path)
     cal = estimate_calibration(_exact_eps(gmm), PATH, data[:64], times=2)
+    torch.testing.assert_close(load_calibration(save_calibration(tmp_path, cal).parent).eta,
+                               cal.eta)
     with pytest.raises(InterpolantError, match=r"estimated for data of shape \(2,\)"):
         CalibratedNet(_exact_eps(gmm), PATH, "eps", cal)(torch.zeros(4, 3), torch.rand(4))

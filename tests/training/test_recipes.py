@@ -12,6 +12,7 @@ import interpolant as ip
 from interpolant.app.runs import RunConfig, load_trained
 from interpolant.errors import InterpolantError
 from interpolant.training import TrainConfig, recipes
+from interpolant.training.calibration import CalibratedNet
 from interpolant.training.etsdm import SharedTimeNet
 from interpolant.training.recipes import RECIPES, Recipe
 from interpolant.training.uncertainty import UncertaintyObjective
@@ -49,23 +50,27 @@ def test_conflicting_or_unknown_recipes_are_refused_in_one_line(monkeypatch):
 
 
 def test_train_recipe_end_to_end(tmp_path, capsys):
-    # E-TSDM's wrapper and EDM2's loss and power EMA through the command line: config.json
-    # keeps the recipe and what it resolved to, the run loads for sampling (wrapper included),
-    # snapshots were saved, and --resume with another recipe is refused.
+    # E-TSDM's wrapper, EDM2's loss and power EMA, and the calibration through the command
+    # line: config.json keeps the recipe and what it resolved to, snapshots and the calibration
+    # were saved, the run loads for sampling (wrapper and calibration included), and --resume
+    # with another recipe is refused.
     run, config = tmp_path / "run", tmp_path / "run.toml"
     config.write_text('data = "moons"\nmodel = "mlp"\nn = 256\ntarget = "x0"\n'
                       'model_options = { hidden = 16, depth = 1 }\n'
                       '[train]\nsteps = 20\nbatch_size = 64\nwarmup = 0\nlog_every = 10\n')
     code, _, err = run_cli(capsys, "train", "--run-dir", run, "--config", config,
-                           "--recipe", "etsdm,edm2-loss", "--no-progress", "--threads", "1")
+                           "--recipe", "etsdm,edm2-loss,calibrate", "--no-progress",
+                           "--threads", "1")
     assert code == 0, err
     saved = json.loads((run / "config.json").read_text())
-    assert saved["recipe"] == "etsdm,edm2-loss"
+    assert saved["recipe"] == "etsdm,edm2-loss,calibrate"
     assert saved["train"]["density"] == "edm2" and saved["train"]["ema_snapshot_every"] == 1
     assert len(list((run / "ema_snapshots").iterdir())) == 20
     trained = load_trained(run)
-    assert isinstance(trained.denoiser.model, SharedTimeNet)
+    assert isinstance(trained.denoiser.model, CalibratedNet)
+    assert isinstance(trained.denoiser.model.net, SharedTimeNet)
+    assert trained.denoiser.model.calibration.eta.shape == (32, 2)
     x = torch.randn(4, 2)
     assert torch.isfinite(trained.denoiser(x, torch.full((4,), 0.05), target="x0")).all()
     code, _, err = run_cli(capsys, "train", "--run-dir", run, "--resume", "--recipe", "sd3")
-    assert code == 2 and "was trained with recipe 'etsdm,edm2-loss', not 'sd3'" in err
+    assert code == 2 and "trained with recipe 'etsdm,edm2-loss,calibrate', not 'sd3'" in err

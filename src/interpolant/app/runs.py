@@ -257,6 +257,10 @@ def load_trained(run_dir: str | os.PathLike[str], use_ema: bool = True,
     weights = ckpt.tensors.get("ema") if use_ema else None
     net.load_state_dict(weights if weights is not None else ckpt.tensors["model"])
     net.eval()
+    if config.recipe:  # load-time steps of the recipes (e.g. a saved calibration)
+        from ..training.recipes import load_network
+
+        net = load_network(config.recipe, run_dir, net, paths.get(config.path), config.target)
     if config.process == "interpolant":
         from .interpolant_run import model_of
 

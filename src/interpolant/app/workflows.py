@@ -94,7 +94,12 @@ def train_run(config: RunConfig, run_dir: str | Path, resume: bool = False,
         print(f"skipped a newer checkpoint: {problem}")
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json(run_dir / CONFIG_FILE, config.to_json())
-    trainer.run()
+    result = trainer.run()
+    if config.recipe:  # after-training steps of the recipes (e.g. calibration)
+        from ..training.recipes import finish_run
+
+        finish_run(config.recipe, run_dir, result.ema_model or result.model,
+                   paths.get(config.path), config.target, x, labels)
 
 
 def demo_config(steps: int | None = None, quick: bool = False) -> RunConfig:

@@ -16,10 +16,13 @@ calibrated through its eps form: ``out -> eps -> eps - eta_t -> out``.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from ..errors import InterpolantError, unknown_name
@@ -27,7 +30,10 @@ from ..network import call_network, takes_cond
 from ..paths import GaussianPath
 from ..predictions import TARGETS, convert
 
-__all__ = ["Calibration", "CalibratedNet", "estimate_calibration"]
+__all__ = ["Calibration", "CalibratedNet", "estimate_calibration", "save_calibration",
+           "load_calibration", "FILE"]
+
+FILE = "calibration.safetensors"  # in a run directory (the ``calibrate`` recipe)
 
 
 @dataclass
@@ -47,6 +53,25 @@ class Calibration:
         w = (t - self.times[lo]) / (self.times[hi] - self.times[lo])
         w = w.reshape(-1, *([1] * (self.eta.ndim - 1)))
         return (1 - w) * self.eta[lo] + w * self.eta[hi]
+
+
+def save_calibration(run_dir: str | os.PathLike[str], calibration: Calibration) -> Path:
+    """Write ``calibration`` to ``run_dir/calibration.safetensors``."""
+    file = Path(run_dir) / FILE
+    file.parent.mkdir(parents=True, exist_ok=True)
+    save_file({"times": calibration.times.contiguous(), "eta": calibration.eta.contiguous()},
+              str(file))
+    return file
+
+
+def load_calibration(run_dir: str | os.PathLike[str]) -> Calibration:
+    """The calibration saved in ``run_dir`` by the ``calibrate`` recipe."""
+    file = Path(run_dir) / FILE
+    if not file.is_file():
+        raise InterpolantError(f"{run_dir} holds no {FILE}; train it with --recipe calibrate "
+                               "(the calibration is estimated when training ends)")
+    tensors = load_file(str(file))
+    return Calibration(tensors["times"], tensors["eta"])
 
 
 @torch.no_grad()

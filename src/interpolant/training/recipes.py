@@ -11,6 +11,9 @@ A :class:`Recipe` may set
   ``objective`` hook (e.g. EDM2's learned uncertainty weighting);
 * ``wrap``: a network transform ``net -> net`` applied for training and sampling alike
   (e.g. E-TSDM's shared time condition);
+* ``finish``: ``(run_dir, net, path, target, data, labels) -> None`` after training, on the
+  trained (EMA) network, e.g. to estimate and save a calibration;
+* ``load``: ``(run_dir, net, path, target) -> net`` when a trained run is loaded for sampling;
 * ``models``: the networks it works with (``None``: any).
 
 Recipes compose when they set different things; two that set the same key to different values,
@@ -31,7 +34,7 @@ from ..paths import GaussianPath
 from .config import TrainConfig
 
 __all__ = ["Recipe", "RECIPES", "resolve", "train_overrides", "run_overrides", "check_model",
-           "build_objective", "wrap_network"]
+           "build_objective", "wrap_network", "finish_run", "load_network"]
 
 ObjectiveFactory = Callable[[GaussianPath, TrainConfig, nn.Module], Any]
 
@@ -46,6 +49,8 @@ class Recipe:
     objective: ObjectiveFactory | None = None
     wrap: Callable[[nn.Module], nn.Module] | None = None
     models: tuple[str, ...] | None = None
+    finish: Callable[..., None] | None = None
+    load: Callable[..., nn.Module] | None = None
 
 
 def _uncertainty(path: GaussianPath, config: TrainConfig, net: nn.Module) -> Any:
@@ -73,6 +78,21 @@ def _repa(path: GaussianPath, config: TrainConfig, net: nn.Module) -> Any:
     return REPA(Objective(path, config.target, config.density, config.weight), net)
 
 
+def _calibrate(run_dir: Any, net: nn.Module, path: GaussianPath, target: str, data: Any,
+               labels: Any) -> None:
+    from .calibration import estimate_calibration, save_calibration
+
+    net.eval()
+    save_calibration(run_dir, estimate_calibration(net, path, data, target, labels=labels,
+                                                   times=32, samples=min(len(data), 2048)))
+
+
+def _calibrated(run_dir: Any, net: nn.Module, path: GaussianPath, target: str) -> nn.Module:
+    from .calibration import CalibratedNet, load_calibration
+
+    return CalibratedNet(net, path, target, load_calibration(run_dir))
+
+
 def _snapshots(options: Mapping[str, Any]) -> int:
     """About 20 post-hoc EMA snapshots over the run."""
     return max(1, int(options.get("steps", 1000)) // 20)
@@ -94,6 +114,10 @@ RECIPES: dict[str, Recipe] = {
                      "clusters of the times", objective=_ant_uw),
     "etsdm": Recipe("E-TSDM (Yang et al. 2023): the time condition shared over 5 intervals of "
                     "[0, 0.1)", wrap=_etsdm),
+    "calibrate": Recipe("score calibration (Pan et al. 2023): after training, the mean eps "
+                        "prediction per time on the training data is estimated (saved as "
+                        "calibration.safetensors) and subtracted when sampling",
+                        finish=_calibrate, load=_calibrated),
     # networks and alignment (helper 2): a network recipe sets the run's model
     "edm2": Recipe("EDM2's magnitude-preserving U-Net (Karras et al. 2024) at the paper's "
                    "reference learning rate 0.01", run={"model": "edm2"}, train={"lr": 1e-2}),
@@ -166,6 +190,27 @@ def build_objective(spec: str, path: GaussianPath, config: TrainConfig,
         if recipe.objective is not None:
             return recipe.objective(path, config, net)
     return None
+
+
+def finish_run(spec: str, run_dir: Any, net: nn.Module, path: GaussianPath, target: str,
+               data: Any, labels: Any = None) -> None:
+    """Every recipe's after-training step, on the trained (EMA) network (rank 0 only)."""
+    from .distributed import rank_world
+
+    if rank_world()[0] != 0:
+        return
+    for _, recipe in resolve(spec):
+        if recipe.finish is not None:
+            recipe.finish(run_dir, net, path, target, data, labels)
+
+
+def load_network(spec: str, run_dir: Any, net: nn.Module, path: GaussianPath,
+                 target: str) -> nn.Module:
+    """``net`` (its weights loaded) through every recipe's load-time transform."""
+    for _, recipe in resolve(spec):
+        if recipe.load is not None:
+            net = recipe.load(run_dir, net, path, target)
+    return net
 
 
 def wrap_network(spec: str, net: nn.Module) -> nn.Module:

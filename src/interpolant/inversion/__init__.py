@@ -12,14 +12,14 @@
 - :func:`interpolate` between two real samples: :func:`slerp` of their latents, or
   :func:`noise_diffusion`'s correction (Zheng et al. 2024).
 - :func:`fit_boundary` / :func:`boundary_edit`: BoundaryDiffusion (Zhu et al. 2023), one move
-  across a linear boundary in the latent space at a mixing time.
+  across a linear boundary in the latent space at the mixing time (:func:`mixing_time`).
 - :func:`hspace_sample` (Asyrp, Kwon et al. 2023): DDIM with the U-Net bottleneck shifted
   by a direction such as :func:`class_direction` (Haas et al. 2024).
 - :func:`edit`: one front door, ``edit(den, x0, to_label, method=...)``.
 """
 
 from .bdia import bdia_invert, bdia_sample
-from .boundary import Boundary, boundary_edit, fit_boundary
+from .boundary import Boundary, boundary_edit, fit_boundary, mixing_time
 from .common import labels_for
 from .cycle import cycle
 from .edict import edict_invert, edict_sample
@@ -37,4 +37,5 @@ __all__ = [
     "fit_boundary", "interpolate", "invert",
     "inversion_grid", "labels_for", "noise_diffusion", "noise_maps", "null_text_invert", "null_text_sample",
     "sdedit", "slerp", "trajectory", "class_direction", "hspace_sample",
+    "mixing_time",
 ]

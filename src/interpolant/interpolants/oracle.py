@@ -139,30 +139,32 @@ class ExactInterpolantModel:
 
 class CoupledMixture:
     """The exact interpolant of a *linear data-dependent coupling* (Albergo et al. 2024):
-    ``x_0 ~ p0`` (a Gaussian mixture), ``x_1 = B x_0 + C zeta`` with ``zeta ~ N(0, I)``
+    ``x_0 ~ p0`` (a Gaussian mixture), ``x_1 = B x_0 + shift + C zeta`` with ``zeta ~ N(0, I)``
     independent (e.g. :class:`~interpolant.interpolants.Degraded`: ``B = A^+ A``,
     ``C = fill (I - A^+ A)``), ``x_t = a x_0 + b x_1`` (``gamma = 0``).
 
     In component ``k`` (mean ``m``, covariance ``S``) ``x_t = K x_0 + b C zeta`` and the
     velocity target ``T = K' x_0 + b' C zeta`` (``K = a I + b B``, ``K' = a' I + b' B``) are
     jointly Gaussian, so ``E[T | x_t = x, k] = K' m + (K' S K^T + b b' C C^T) V^{-1} (x - K m)``
-    with ``V = K S K^T + b^2 C C^T``; the responsibilities of ``N(K m, V)`` mix them.
+    with ``V = K S K^T + b^2 C C^T`` (``b shift`` added to ``K m``, ``b' shift`` to ``K' m``);
+    the responsibilities of ``N(K m, V)`` mix them.
     """
 
-    def __init__(self, p0: GaussianMixture, B: Tensor, C: Tensor, path: Interpolant  # noqa: N803
-                 ) -> None:
+    def __init__(self, p0: GaussianMixture, B: Tensor, C: Tensor, path: Interpolant,  # noqa: N803
+                 shift: Tensor | None = None) -> None:
         d = p0.dim
         if B.shape != (d, d) or C.shape != (d, d):
             raise InterpolantError(f"B and C must be ({d}, {d}) matrices, got "
                                    f"{tuple(B.shape)} and {tuple(C.shape)}")
         path.check_deterministic("the coupled mixture oracle")
         self.p0, self.B, self.C, self.path = p0, B.to(F64), C.to(F64), path
+        self.shift = torch.zeros(d, dtype=F64) if shift is None else shift.to(F64).reshape(d)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """``n`` coupled pairs ``(x_0, x_1)``."""
         x0 = self.p0.sample(n, generator)
         zeta = torch.randn(x0.shape, generator=generator, dtype=F64)
-        return x0, x0 @ self.B.T + zeta @ self.C.T
+        return x0, x0 @ self.B.T + self.shift + zeta @ self.C.T
 
     def _moments(self, t: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Per component: mean ``K m`` and covariance ``V`` of ``x_t``, the target's mean
@@ -171,8 +173,8 @@ class CoupledMixture:
         eye = torch.eye(self.p0.dim, dtype=F64)
         k, dk, cc = a * eye + b * self.B, da * eye + db * self.B, self.C @ self.C.T
         covs = self.p0.covs
-        return (self.p0.means @ k.T, k @ covs @ k.T + b * b * cc, self.p0.means @ dk.T,
-                dk @ covs @ k.T + b * db * cc)
+        return (self.p0.means @ k.T + b * self.shift, k @ covs @ k.T + b * b * cc,
+                self.p0.means @ dk.T + db * self.shift, dk @ covs @ k.T + b * db * cc)
 
     def marginal(self, t: float) -> GaussianMixture:
         """The exact law of ``x_t`` (at ``t = 1`` the source's)."""

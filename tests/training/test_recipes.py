@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -72,5 +73,17 @@ def test_train_recipe_end_to_end(tmp_path, capsys):
     assert trained.denoiser.model.calibration.eta.shape == (32, 2)
     x = torch.randn(4, 2)
     assert torch.isfinite(trained.denoiser(x, torch.full((4,), 0.05), target="x0")).all()
+    # post-hoc EMA of another length from the snapshots: a new run that loads like any run
+    code, out, err = run_cli(capsys, "posthoc-ema", "--run-dir", run, "--sigma-rel", "0.08",
+                             "--out", tmp_path / "ema08")
+    assert code == 0, err
+    vec = torch.nn.utils.parameters_to_vector
+    ema08 = load_trained(tmp_path / "ema08").denoiser.model
+    assert isinstance(ema08.net, SharedTimeNet)
+    assert not torch.equal(vec(ema08.parameters()), vec(trained.denoiser.model.parameters()))
+    shutil.rmtree(run / "ema_snapshots")
+    code, _, err = run_cli(capsys, "posthoc-ema", "--run-dir", run, "--sigma-rel", "0.08",
+                           "--out", tmp_path / "none")
+    assert code == 2 and "no post-hoc EMA snapshots in" in err and len(err.splitlines()) == 1
     code, _, err = run_cli(capsys, "train", "--run-dir", run, "--resume", "--recipe", "sd3")
     assert code == 2 and "trained with recipe 'etsdm,edm2-loss,calibrate', not 'sd3'" in err

@@ -32,6 +32,7 @@ from .options import add_guidance_options, add_restore_edit_parsers
 from .cmd_distill import add_parser as add_distill_parser, run as _distill
 from .cmd_invert import add_parser as add_invert_parser, run as _invert
 from .recipe_run import add_argument as add_recipe_argument, apply_recipe
+from .cmd_posthoc import add_parser as add_posthoc_parser, run as _posthoc
 from .tune import add_parser as add_tune_parser, add_sample_options, run as _tune
 
 if TYPE_CHECKING:
@@ -130,6 +131,7 @@ def _parser() -> argparse.ArgumentParser:
     add_restore_edit_parsers(sub, fmt)
     add_distill_parser(sub, fmt)
     add_invert_parser(sub, fmt)
+    add_posthoc_parser(sub, fmt)
     add_tune_parser(sub, fmt)
 
     sub.add_parser("solvers", help="list the solver names")
@@ -340,6 +342,7 @@ COMMANDS = {"train": _train, "sample": _sample, "eval": _eval, "report": _report
             "restore": _in_commands("restore"), "edit": _in_commands("edit"), "tune": _tune}
 COMMANDS["distill"] = _distill  # app/cmd_distill.py
 COMMANDS["invert"] = _invert  # app/cmd_invert.py
+COMMANDS["posthoc-ema"] = _posthoc  # app/cmd_posthoc.py
 
 
 # Commands that run long enough for the OpenMP waiting policy to matter.

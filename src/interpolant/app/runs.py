@@ -175,7 +175,7 @@ def is_image_data(config: RunConfig) -> bool:
 def build_model(config: RunConfig, x: Tensor, labels: Tensor | None) -> torch.nn.Module:
     """The network for this data: channels or dimension from ``x``, classes from ``labels``."""
     options = dict(IMAGE_MODEL if x.ndim == 4 else POINT_MODEL)
-    if config.model in ("dit", "mmdit", "dtr", "switch-dit") and x.ndim == 4:  # DiTs
+    if config.model in ("dit", "mmdit", "dtr", "switch-dit", "diffussm") and x.ndim == 4:
         options = {"image_size": x.shape[-1]}
     options.update(config.model_options)
     if x.ndim == 4:

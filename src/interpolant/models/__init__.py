@@ -1,8 +1,8 @@
 """Reference networks: every one is called as ``model(x, t, cond=None)``.
 
-- ``x``: ``(B, D)`` for :class:`MLP`, ``(B, C, H, W)`` for :class:`UNet`, :class:`EDM2UNet`
-  (magnitude-preserving, EDM2), :class:`DiT`, :class:`MMDiT` (SD3's two-stream blocks) and the
-  routed DiTs :class:`DTRDiT` and :class:`SwitchDiT`,
+- ``x``: ``(B, D)`` for :class:`MLP`; ``(B, C, H, W)`` for :class:`UNet`, :class:`EDM2UNet`
+  (magnitude-preserving, EDM2), :class:`DiT`, :class:`MMDiT` (SD3's two-stream blocks), the
+  routed DiTs :class:`DTRDiT` and :class:`SwitchDiT`, and :class:`DiffuSSM` (no attention);
   ``(B, C, L)`` for :class:`TemporalUNet`; int64 tokens ``(B, L)`` for
   :class:`TokenTransformer` (which returns logits ``(B, L, K)``);
 - ``t``: floating tensor of shape ``(B,)`` in ``[0, 1]`` (``t = 0`` data, ``t = 1`` noise);
@@ -11,7 +11,7 @@
 
 The output has the shape and dtype of ``x``. Models know nothing of paths or prediction
 targets. :class:`Aggregate` combines trained networks with learned weights per time (AFA).
-Each exposes ``arch`` and a JSON-serialisable ``config`` so that
+Each reference network exposes ``arch`` and a JSON-serialisable ``config`` so that
 ``build(model.arch, **model.config)`` rebuilds it; output layers are zero-initialised.
 
 Default sizes (trainable parameters): ``MLP(dim=2)`` 1,138,946; ``UNet()`` (8x8, 1 channel)
@@ -39,6 +39,7 @@ from .ensemble import Aggregate
 from .mlp import MLP
 from .mmdit import MMDiT
 from .routing import DTRDiT, SwitchDiT
+from .ssm import DiffuSSM
 from .temporal import TemporalUNet
 from .tokens import TokenTransformer
 from .unet import UNet
@@ -47,6 +48,7 @@ __all__ = [
     "Aggregate",
     "DTRDiT",
     "DiT",
+    "DiffuSSM",
     "EDM2UNet",
     "MLP",
     "MMDiT",
@@ -66,7 +68,8 @@ __all__ = [
 
 _REGISTRY: dict[str, type[ReferenceNet]] = {
     "dit": DiT, "edm2": EDM2UNet, "mlp": MLP, "mmdit": MMDiT, "dtr": DTRDiT,
-    "switch-dit": SwitchDiT, "temporal": TemporalUNet, "tokens": TokenTransformer, "unet": UNet,
+    "switch-dit": SwitchDiT, "diffussm": DiffuSSM, "temporal": TemporalUNet,
+    "tokens": TokenTransformer, "unet": UNet,
 }
 
 

@@ -123,13 +123,15 @@ RECIPES: dict[str, Recipe] = {
                    "reference learning rate 0.01", run={"model": "edm2"}, train={"lr": 1e-2}),
     "repa": Recipe("REPA (Yu et al. 2025): align an early block with the digits classifier's "
                    "features, lambda 0.5", objective=_repa,
-                   models=("unet", "edm2", "dit", "mmdit", "dtr", "switch-dit")),
+                   models=("unet", "edm2", "dit", "mmdit", "dtr", "switch-dit", "diffussm")),
     "mmdit": Recipe("SD3's MM-DiT: label tokens and image patches in joint attention",
                     run={"model": "mmdit"}),
     "dtr": Recipe("DTR (Park et al. 2024): a DiT routed by sliding channel masks over time",
                   run={"model": "dtr"}),
     "switch-dit": Recipe("Switch-DiT (Park et al. 2024): a DiT with time-gated sparse experts",
                          run={"model": "switch-dit"}),
+    "diffussm": Recipe("DiffuSSM (Yan et al. 2024): a DiT whose attention is a gated "
+                       "bidirectional state-space model", run={"model": "diffussm"}),
 }
 
 

@@ -14,11 +14,13 @@ Every method wraps (DESIGN.md: acceleration wraps a denoiser, it does not patch 
 - :func:`accelerate`: all of them on a denoiser, returning a denoiser (what the CLI calls);
 - :func:`step_errors`: the per-call error of any of them against the plain denoiser;
 - :class:`TimeShift`: the Time-Shift Sampler's shifted network times (exposure bias);
-- :class:`DynamicCompensation`, :func:`fit_ratios`: DC-Solver's compensated model outputs.
+- :class:`DynamicCompensation`, :func:`fit_ratios`: DC-Solver's compensated model outputs;
+- :func:`learn_schedule`: the full calls of a cache learned on the final error (HarmoniCa).
 """
 
 from ._wrap import network_of, rewrap, step_errors
 from .cache import BlockCacheDiT, CacheSchedule, DeepCacheUNet, EncoderPropagationUNet
+from .cache_search import LearnedSchedule, learn_schedule
 from .compensation import DynamicCompensation, fit_ratios
 from .compile import CastNetwork, CompiledNetwork, accelerate, compile_network, quantization
 from .quantize import (calibration_inputs, fake_quantize, quantize_int8, round_to_bits,
@@ -29,8 +31,9 @@ from .time_shift import TimeShift
 
 __all__ = [
     "BlockCacheDiT", "CacheSchedule", "CastNetwork", "CompiledNetwork", "DEFAULT_CANDIDATES",
-    "DeepCacheUNet", "DynamicCompensation", "EncoderPropagationUNet", "SearchResult",
-    "TimeShift", "accelerate", "calibration_inputs", "compile_network", "fake_quantize",
-    "fit_ratios", "model_statistics", "network_of", "quantization", "quantize_int8", "rewrap",
-    "round_to_bits", "search", "step_errors", "temporal_layers",
+    "DeepCacheUNet", "DynamicCompensation", "EncoderPropagationUNet", "LearnedSchedule",
+    "SearchResult", "TimeShift", "accelerate", "calibration_inputs", "compile_network",
+    "fake_quantize", "fit_ratios", "learn_schedule", "model_statistics", "network_of",
+    "quantization", "quantize_int8", "rewrap", "round_to_bits", "search", "step_errors",
+    "temporal_layers",
 ]

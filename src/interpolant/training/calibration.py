@@ -96,6 +96,8 @@ def estimate_calibration(net: Any, path: GaussianPath, data: Tensor, prediction:
         raise InterpolantError("calibration times must be an increasing 1-D tensor of >= 2")
     n = data.shape[0] if samples is None else int(samples)
     with_cond = takes_cond(net)
+    params = net.parameters() if isinstance(net, nn.Module) else iter(())
+    device = next((p.device for p in params), torch.device("cpu"))  # the network's device
     if labels is not None and labels.shape[:1] != data.shape[:1]:
         raise InterpolantError(f"labels must hold one label per data row ({data.shape[0]}), "
                                f"got shape {tuple(labels.shape)}")
@@ -108,11 +110,12 @@ def estimate_calibration(net: Any, path: GaussianPath, data: Tensor, prediction:
             x0 = data[chunk]
             noise = torch.randn(x0.shape, generator=generator, dtype=torch.float64)
             tt = torch.full((len(chunk),), t, dtype=torch.float64)
-            x_t = path.sample(x0.to(torch.float64), tt, noise).to(data.dtype)
-            cond = None if labels is None else labels[chunk]
-            out = call_network(net, with_cond, x_t, tt.to(data.dtype), cond)
-            eps = convert(out, prediction, "eps", x_t, tt.to(data.dtype), path)
-            total += eps.to(torch.float64).sum(0)
+            x_t = path.sample(x0.to(torch.float64), tt, noise).to(device, data.dtype)
+            tt = tt.to(device, data.dtype)
+            cond = None if labels is None else labels[chunk].to(device)
+            eps = convert(call_network(net, with_cond, x_t, tt, cond), prediction, "eps", x_t,
+                          tt, path)
+            total += eps.to("cpu", torch.float64).sum(0)
         eta.append(total / n)
     return Calibration(times, torch.stack(eta))
 

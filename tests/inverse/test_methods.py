@@ -14,13 +14,13 @@ import math
 
 import pytest
 import torch
-from scipy.stats import chi2
 
 import interpolant as ip
 from interpolant.errors import InterpolantError
 from interpolant.inverse import (DDNM, DPS, Blur, Downsample, Inpaint, Linear, PiGDM, Reshaped,
                                  mixture_moments, restore)
 from interpolant.oracle import GaussianMixture
+from support.moments import matches
 
 F64 = torch.float64
 C = 0.6  # prior variance of the isotropic Gaussian
@@ -42,20 +42,7 @@ def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def _whitened_stats(x: torch.Tensor, mean: torch.Tensor, cov: torch.Tensor) -> tuple[float, float]:
-    """``n |mean(z)|^2`` (chi-square with d degrees of freedom) and ``|cov(z) - I|_F`` in units of
-    its root-mean-square ``sqrt((d^2 + d) / n)`` for ``z = L^{-1} (x - mean)``, ``cov = L L^T``."""
-    z = torch.linalg.solve_triangular(torch.linalg.cholesky(cov), (x - mean).T, upper=False).T
-    n, d = z.shape
-    mean_stat = n * float(z.mean(0).pow(2).sum())
-    cov_err = float((torch.cov(z.T) - torch.eye(d, dtype=F64)).norm()) / math.sqrt((d * d + d) / n)
-    return mean_stat, cov_err
-
-
-def _matches(x, mean, cov) -> bool:
-    """Both statistics inside bounds that exact samples break with probability ~1e-4."""
-    mean_stat, cov_err = _whitened_stats(x, mean, cov)
-    return mean_stat < chi2.ppf(1 - 1e-4, x.shape[1]) and cov_err < 3.5
+_matches = matches
 
 
 OPS = [("linear", Linear(torch.randn(3, 8, generator=_gen(4))), 0.2),
@@ -250,8 +237,8 @@ def test_a_sample_does_not_depend_on_its_batch():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"method": "dpss"}, "unknown restoration method 'dpss'; choose one of: ddnm, dps, pigdm, "
-                         "red-diff, repaint"),
+    ({"method": "dpss"}, "unknown restoration method 'dpss'; choose one of: ddnm, dps, gdp, "
+                         "pigdm, red-diff, repaint"),
     ({"method": "red-diff", "lr": 0.0}, "lr must be a positive number"),
     ({"sigma_y": -0.1}, "sigma_y must be a finite number >= 0"),
     ({"op": Linear(torch.ones(4, 8)), "y": torch.zeros(3, dtype=F64)}, r"y must have shape \(4,\)"),

@@ -6,7 +6,8 @@ Operators are immutable values (:mod:`.operators`, :mod:`.imaging`): :class:`Inp
 exact posterior of a Gaussian-mixture prior is
 :meth:`interpolant.oracle.GaussianMixture.posterior` (:mod:`.posterior`). :func:`restore`
 draws posterior samples with DPS, PiGDM or DDNM (:mod:`.guided`: guided denoisers that any
-solver runs), RePaint (:mod:`.repaint`) or RED-diff (:mod:`.reddiff`). An unknown ``sigma_y`` is
+solver runs), RePaint (:mod:`.repaint`), RED-diff (:mod:`.reddiff`) or GDP (:mod:`.gdp`; its
+:func:`gdp` also fits the parameters of an unknown degradation). An unknown ``sigma_y`` is
 estimated by :func:`estimate_sigma_y` (maximum evidence under a Gaussian-mixture prior,
 :mod:`.noise`).
 
@@ -15,6 +16,7 @@ estimated by :func:`estimate_sigma_y` (maximum evidence under a Gaussian-mixture
 >>> x = ip.inverse.restore(den, op, y, sigma_y, method="pigdm", n=16, steps=50)  # doctest: +SKIP
 """
 
+from .gdp import gdp
 from .guided import DDNM, DPS, MeasurementGuided, PiGDM
 from .imaging import Blur, Downsample, Inpaint
 from .noise import estimate_sigma_y, log_evidence
@@ -40,6 +42,7 @@ __all__ = [
     "PiGDM",
     "Reshaped",
     "estimate_sigma_y",
+    "gdp",
     "log_evidence",
     "mixture_moments",
     "random_projection",

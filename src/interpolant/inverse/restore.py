@@ -12,6 +12,7 @@ from ..errors import InterpolantError, unknown_name
 from ..paths import GaussianPath
 from ..solvers import sample
 from ..solvers.sampling import make_grid
+from .gdp import gdp
 from .guided import DDNM, DPS, PiGDM
 from .operators import Operator
 from .posterior import check_sigma_y
@@ -19,7 +20,15 @@ from .reddiff import red_diff
 from .repaint import repaint
 
 GUIDED = {"dps": DPS, "pigdm": PiGDM, "ddnm": DDNM}
-LOOPS = {"repaint": repaint, "red-diff": red_diff}
+
+
+def _gdp(den: Any, op: Operator, y: Tensor, x: Tensor, ts: Tensor, generator: Any = None,
+         **options: Any) -> Tensor:
+    """GDP-x0 with the known degradation ``op`` (:func:`.gdp.gdp` also fits unknown ones)."""
+    return gdp(den, lambda z, _: op(z), y, x, ts, generator, **options)[0]
+
+
+LOOPS = {"repaint": repaint, "red-diff": red_diff, "gdp": _gdp}
 METHODS = (*GUIDED, *LOOPS)
 
 __all__ = ["METHODS", "restore"]
@@ -86,16 +95,18 @@ def restore(
         den: a :class:`~interpolant.Denoiser` of the prior, on a Gaussian path.
         op, y, sigma_y: the operator, one measurement (no batch dimension) and its noise std.
         method: ``dps``, ``pigdm``, ``ddnm`` (guided denoisers run by any solver of
-            :func:`interpolant.sample`), ``repaint`` (its own resampling loop) or ``red-diff``
-            (stochastic optimisation over the grid's times; estimates, not samples).
+            :func:`interpolant.sample`), ``repaint`` (its own resampling loop), ``red-diff``
+            (stochastic optimisation over the grid's times; estimates, not samples) or ``gdp``
+            (GDP-x0, its own DDPM loop; :func:`interpolant.inverse.gdp` also fits an unknown
+            degradation).
         n, steps, generator, grid, t_start, t_end: as in :func:`interpolant.sample`; sampling
             starts from ``N(0, sigma(t_start)^2 I)``.
         solver: default ``"ddpm"`` (ancestral, as the DPS, PiGDM, DDNM and RePaint papers
             sample); RePaint runs it one step at a time.
         shape: the shape of one sample, when ``op.input_shape(y.shape)`` cannot tell.
         **options: the method's own: ``zeta``, ``gaussian_likelihood`` (DPS), ``data_var``
-            (DPS, PiGDM, DDNM, RED-diff), ``jump`` and ``resample`` (RePaint), ``lam`` and
-            ``lr`` (RED-diff).
+            (DPS, PiGDM, DDNM, RED-diff, GDP), ``jump`` and ``resample`` (RePaint), ``lam``
+            and ``lr`` (RED-diff), ``scale`` (GDP).
 
     Returns the final data prediction (``denoise_to_zero``; RED-diff: the fitted mean) of shape
     ``(n, *shape)``; its network evaluations accumulate in ``den.nfe``.
@@ -120,7 +131,7 @@ def restore(
         ts = make_grid(grid, path, steps, t_start, t_end)
         if method == "repaint":  # it runs the solver one step at a time
             options = {"solver": solver, **options}
-        else:  # red-diff starts from the noise-aware inverse of y
+        else:  # red-diff and gdp weigh the measurement by its noise
             options = {"sigma_y": sigma_y, **options}
         return LOOPS[method](den, op, y, x, ts, generator, cond=cond, **options)
     guided = GUIDED[method](den, op, y, sigma_y, **options)

@@ -162,7 +162,8 @@ def write_token_report(run_dir: str | Path, config: RunConfig, result: dict[str,
 
 # The text demo: a masked diffusion model of Python's documentation, trained for about five
 # minutes on two CPU cores, sampled with each sampler at several NFE.
-DEMO_STEPS, DEMO_NFES, DEMO_N = 1500, (8, 16, 64), 128
+DEMO_STEPS, DEMO_NFES, DEMO_N = 1200, (8, 16, 64), 128
+DEMO_MODEL = {"hidden": 128, "depth": 3, "heads": 4}
 
 
 def text_demo(out: str | Path, quick: bool = False, threads: int | None = None) -> Path:
@@ -180,7 +181,7 @@ def text_demo(out: str | Path, quick: bool = False, threads: int | None = None) 
     (out / DEMO_MARK).write_text("made by `interpolant demo text`, which may replace this run\n")
     steps = 10 if quick else DEMO_STEPS
     config = RunConfig(data="text", model="tokens", path="cosine", process="masked",
-                       model_options={"hidden": 32, "depth": 1} if quick else {},
+                       model_options={"hidden": 32, "depth": 1} if quick else DEMO_MODEL,
                        train={"steps": steps, "checkpoint_every": steps})
     config.check()
     print(f"interpolant demo text: a masked diffusion model of Python's documentation "

@@ -10,6 +10,8 @@ method         what is learned                                            sample
                2024's U-shaped times and pseudo-Huber)
 ``"mmd"``      MMD-DDM: the network fine-tuned through its own short      its solver and grid
                sampler by MMD to the data (Aiello et al. 2023)
+``"mlcm"``     multistep consistency distillation to segment boundaries  DDIM on the boundary
+               (MLCM, Xie et al. 2024; Heek et al. 2024's DDIM form)      grid, K steps
 =============  ==========================================================  =====================
 
 >>> student = distill(teacher, "cd", student=net, data=x0, steps=2000)      # doctest: +SKIP
@@ -34,11 +36,12 @@ from .consistency import (ConsistencyModel, consistency_grid, consistency_loss,
 from .distillation import cd_pairs, consistency_distillation, one_step_pairs, teacher_step
 from .ict import consistency_training, curriculum, interval_probabilities, interval_weights
 from .mmd import mmd2, mmd_finetune
+from .multistep import multistep_distillation, multistep_loss, segment_grid, to_boundary
 from .progressive import progressive_distillation, two_step_target
 from .reflow import reflow, reflow_pairs, straightness, u_shaped
 from .students import ConsistencyStudent, SolverStudent
 
-METHODS = ("cd", "ct", "pd", "reflow", "mmd")
+METHODS = ("cd", "ct", "pd", "reflow", "mmd", "mlcm")
 
 __all__ = [
     "METHODS", "distill", "sample", "ConsistencyModel", "ConsistencyStudent", "SolverStudent",
@@ -46,7 +49,8 @@ __all__ = [
     "reflow_pairs", "straightness", "u_shaped", "pseudo_huber", "consistency_loss",
     "consistency_grid", "consistency_sample", "multistep_times", "teacher_step", "cd_pairs",
     "one_step_pairs", "curriculum", "interval_probabilities", "interval_weights",
-    "two_step_target", "mmd2", "mmd_finetune",
+    "two_step_target", "mmd2", "mmd_finetune", "multistep_distillation", "multistep_loss",
+    "segment_grid", "to_boundary",
 ]
 
 Student = ConsistencyStudent | SolverStudent
@@ -72,7 +76,8 @@ def distill(teacher: Denoiser | None, method: str = "cd", *, student: nn.Module,
         pairs, pair_solver, pair_steps: the reflow coupling's size and the teacher ODE solve.
         eta: the consistency students' re-noising (1: Song et al., 0: deterministic).
         options: the method's own keywords (see :func:`consistency_distillation`,
-            :func:`consistency_training`, :func:`progressive_distillation`, :func:`reflow`).
+            :func:`consistency_training`, :func:`progressive_distillation`, :func:`reflow`,
+            :func:`multistep_distillation`).
     """
     if method not in METHODS:
         raise unknown_name("distillation method", method, METHODS)
@@ -96,6 +101,9 @@ def distill(teacher: Denoiser | None, method: str = "cd", *, student: nn.Module,
     if method == "pd":
         return progressive_distillation(teacher, student, data, steps=steps, generator=generator,
                                         **options)
+    if method == "mlcm":
+        return multistep_distillation(teacher, student, data, steps=steps, generator=generator,
+                                      **options)
     if method == "mmd":
         den = Denoiser(student, teacher.path, options.pop("prediction", teacher.prediction))
         return mmd_finetune(den, data, steps=steps, generator=generator, **options)

@@ -9,6 +9,8 @@ digits. Methods (all from :mod:`interpolant.acceleration`):
 
 - DeepCache with interval 2 and 3 (level 0: only the full-resolution level runs at cached calls);
 - encoder propagation (Faster Diffusion) with interval 2: the decoder alone at cached calls;
+- DeepCache with a learned schedule (``learn_schedule`` on the 16 search starts, as many full
+  calls as interval 3: HarmoniCa's objective);
 - fake 8-bit weights, and 8-bit weights and activations calibrated across the trajectory
   (accuracy only: fake quantization runs at float speed);
 - fake 4-bit weights, plain and time-aware (TFMQ-DM: the time embedding and its projections
@@ -33,8 +35,8 @@ taking turns in every round so that background load falls on all alike. The per-
 (:func:`interpolant.acceleration.step_errors`, 32 samples) is the largest relative error of a
 method's network output against the plain one along its own trajectory.
 
-    python -m interpolant.bench.acceleration            # ~6 min (shared 2-core machine)
-    python -m interpolant.bench.acceleration --quick    # ~3 min
+    python -m interpolant.bench.acceleration            # ~10 min (one core of a shared machine)
+    python -m interpolant.bench.acceleration --quick    # ~5 min
     interpolant bench acceleration --report DIR         # also DIR/index.html (acceleration_page)
 """
 
@@ -128,6 +130,13 @@ def methods(den: ip.Denoiser, x1: torch.Tensor, args: argparse.Namespace
     print(f"search for {half} NFE: {found.solver} {found.options} grid "
           f"{[round(t, 4) for t in found.grid.tolist()]}, error {found.error:.4f} vs default "
           f"{found.default_error:.4f} ({time.perf_counter() - tick:.1f} s)", flush=True)
+    tick = time.perf_counter()
+    learned = acc.learn_schedule(den, starts, full=len(range(0, args.nfe, 3)), **base)
+    print(f"learned DeepCache schedule: full calls {learned.full_calls}, error "
+          f"{learned.error:.2e} vs uniform {learned.uniform_error:.2e} "
+          f"({time.perf_counter() - tick:.1f} s)", flush=True)
+    rows.append(("deepcache, learned schedule (as many full calls as interval 3)",
+                 acc.accelerate(den, cache="deepcache", full_calls=learned.full_calls), base))
     rows.append((f"dpm++2m at {half} NFE", den, {**base, "steps": half}))
     shifted = acc.TimeShift(den, window=0.03, cutoff=0.3,
                             data_variance=acc.TimeShift.variance_of(train_x))

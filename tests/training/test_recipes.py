@@ -58,13 +58,14 @@ def test_train_recipe_end_to_end(tmp_path, capsys):
     run, config = tmp_path / "run", tmp_path / "run.toml"
     config.write_text('data = "moons"\nmodel = "mlp"\nn = 256\ntarget = "x0"\n'
                       'model_options = { hidden = 16, depth = 1 }\n'
-                      '[train]\nsteps = 20\nbatch_size = 64\nwarmup = 0\nlog_every = 10\n')
+                      '[train]\nbatch_size = 64\nwarmup = 0\nlog_every = 10\n')
     code, _, err = run_cli(capsys, "train", "--run-dir", run, "--config", config,
-                           "--recipe", "etsdm,edm2-loss,calibrate", "--no-progress",
-                           "--threads", "1")
+                           "--recipe", "etsdm,edm2-loss,calibrate", "--steps", "20",
+                           "--no-progress", "--threads", "1")
     assert code == 0, err
     saved = json.loads((run / "config.json").read_text())
     assert saved["recipe"] == "etsdm,edm2-loss,calibrate"
+    # the snapshot interval follows --steps (20 // 20), not the default 2000 steps
     assert saved["train"]["density"] == "edm2" and saved["train"]["ema_snapshot_every"] == 1
     assert len(list((run / "ema_snapshots").iterdir())) == 20
     trained = load_trained(run)

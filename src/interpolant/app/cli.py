@@ -150,7 +150,6 @@ def _train(args: argparse.Namespace) -> int:
         if getattr(args, key) is not None:
             setattr(config, key, getattr(args, key))
     user_cli.apply_train_options(args, config)  # --size
-    apply_recipe(config, args)  # --recipe
     if config.process == "interpolant" and not args.resume:
         from .interpolant_run import defaults
 
@@ -158,6 +157,7 @@ def _train(args: argparse.Namespace) -> int:
     for key in ("steps", "batch_size", "lr"):
         if getattr(args, key) is not None:
             config.train[key] = getattr(args, key)
+    apply_recipe(config, args)  # --recipe (after --steps: it may depend on them)
     from .tokens import is_token_config
 
     if is_token_config(config) and args.resume:

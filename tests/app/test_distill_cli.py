@@ -21,7 +21,7 @@ def _distill(capsys, teacher, out, method, *extra):
 
 @pytest.mark.parametrize("method,solver,nfe", [("cd", "ddim", 2), ("ct", "ddim", 1),
                                                ("pd", "ddim", 2), ("reflow", "euler", 2),
-                                               ("mmd", "ddim", 2)])
+                                               ("mmd", "ddim", 2), ("mlcm", "ddim", 2)])
 def test_each_method_makes_a_run_that_eval_uses(capsys, digits_run, tmp_path, method, solver,
                                                 nfe):
     code, out, err = _distill(capsys, digits_run, tmp_path / "s", method)
@@ -41,16 +41,18 @@ def test_student_run_reloads_as_the_teachers_model_it_started_from(capsys, digit
     """At a negligible learning rate the students keep the teacher's weights, so the reloaded
     runs are exactly: pd the teacher's unconditional denoiser; cd LCM's consistency function
     f = alpha_min (c_skip x / alpha + (1 - c_skip) x0^) of the teacher's x0^ (sigma_data from
-    student.json); reflow the teacher's network read as a velocity on the linear path."""
+    student.json); reflow the teacher's network read as a velocity on the linear path; mlcm
+    the teacher's denoiser again (its consistency function is a DDIM step of it)."""
     teacher = load_trained(digits_run).denoiser
-    for method in ("pd", "cd", "reflow"):
+    for method in ("pd", "cd", "reflow", "mlcm"):
         assert _distill(capsys, digits_run, tmp_path / method, method, "--lr", 1e-30)[0] == 0
     x = torch.randn(6, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     t = torch.linspace(0.05, 0.95, 6)
     with torch.no_grad():
         want = teacher(x, t)
-        pd = load_trained(tmp_path / "pd").denoiser
-        assert torch.allclose(pd(x, t), want, atol=1e-6)
+        for method in ("pd", "mlcm"):
+            same = load_trained(tmp_path / method).denoiser
+            assert torch.allclose(same(x, t), want, atol=1e-6)
         cd = load_trained(tmp_path / "cd").denoiser
         sd = json.loads((tmp_path / "cd" / "student.json").read_text())["sigma_data"]
         path = teacher.path

@@ -24,12 +24,12 @@ def add_parser(sub: Any, fmt: type) -> None:
     p = sub.add_parser("distill", formatter_class=fmt,
                        help="distil a trained run into a few-step student run")
     p.add_argument("--teacher", required=True, type=Path, help="the trained run to distil")
-    p.add_argument("--method", required=True, help="one of cd, ct, pd, reflow, mmd")
+    p.add_argument("--method", required=True, help="one of cd, ct, pd, reflow, mmd, mlcm")
     p.add_argument("--run-dir", required=True, type=Path, help="the student's new run")
     p.add_argument("--steps", type=int, default=400,
                    help="optimiser steps (all rounds together for pd)")
     p.add_argument("--nfe", type=int, default=2,
-                   help="pd, mmd: the NFE the student is made for (pd: a power of two)")
+                   help="pd, mmd, mlcm: the NFE the student is made for (pd: a power of two)")
     p.add_argument("--teacher-nfe", type=int, help="pd: the teacher's DDIM steps, --nfe times a "
                    "power of two (default: the larger of 8 and 2 --nfe)")
     p.add_argument("--batch-size", type=int, default=64)

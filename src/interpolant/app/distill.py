@@ -19,6 +19,9 @@ method     the student's run                                      sample it with
 ``reflow`` reflow on the teacher's coupling, path ``linear``,      ``euler``, any NFE
            target ``velocity``
 ``mmd``    MMD-DDM fine-tuning for DDIM at ``--nfe`` steps          ``ddim`` at ``--nfe``
+``mlcm``   multistep consistency distillation to ``--nfe``         ``ddim`` at ``--nfe``
+           segment boundaries (one batched Heun teacher step
+           per interval), from the teacher's weights
 =========  =====================================================  ============================
 
 The student learns the teacher's unconditional model (a class-conditional teacher is called
@@ -47,8 +50,9 @@ from ..errors import InterpolantError, unknown_name
 from ..predictions import Denoiser
 from .runs import CONFIG_FILE, TrainedRun, build_model, load_data, load_trained, write_json
 
-SOLVER = {"cd": "ddim", "ct": "ddim", "pd": "ddim", "reflow": "euler", "mmd": "ddim"}
-LR = {"cd": 1e-4, "ct": 1e-3, "pd": 3e-4, "reflow": 3e-4, "mmd": 1e-4}
+SOLVER = {"cd": "ddim", "ct": "ddim", "pd": "ddim", "reflow": "euler", "mmd": "ddim",
+          "mlcm": "ddim"}
+LR = {"cd": 1e-4, "ct": 1e-3, "pd": 3e-4, "reflow": 3e-4, "mmd": 1e-4, "mlcm": 1e-4}
 STUDENT_FILE = "student.json"
 
 
@@ -173,6 +177,12 @@ def distill_run(teacher_dir: str | os.PathLike[str], method: str,
         student = fs.reflow(fs.reflow_pairs(den, noise), net, **common)
         config = replace(config, path="linear", target="velocity")
         losses = student.losses
+    elif method == "mlcm":
+        student = fs.multistep_distillation(den, net, x, segments=nfe, n=8, solver="heun",
+                                            prediction=prediction or "v",
+                                            grid=path.default_grid, **common)
+        net, config = student.denoiser.model, replace(config, target=student.denoiser.prediction)
+        losses, nfes = student.losses, [nfe]
     else:
         student = fs.mmd_finetune(Denoiser(net, path, den.prediction), x, nfe=nfe,
                                   grid=path.default_grid, **common)

@@ -15,6 +15,11 @@ Directions (Haas et al.): :func:`class_direction`, the mean bottleneck of one cl
 of another on their noised samples. The network must be a U-Net with a middle block
 (:class:`interpolant.models.UNet`); the shift is a forward hook on its last ResBlock, held only
 during the call.
+
+Measured on the demo's digits U-Net (1,600 steps; 100 unconditional samples, DDIM 20 steps,
+direction ``3 x class_direction`` at every edited step, asymmetric, ``t_edit = 0.2``): the
+digits classifier reads the target class in 84% (1 -> 7; 13% unedited), 34% (0 -> 6) and 25%
+(3 -> 8; 21% unedited) of the samples and the source class in 0-2%.
 """
 
 from __future__ import annotations
@@ -67,9 +72,11 @@ def bottleneck(den: Any, x: Tensor, t: Tensor, cond: Any = None) -> Tensor:
 
 
 def class_direction(den: Any, x: Tensor, labels: Tensor, source: int, target: int,
-                    t: float, generator: torch.Generator | None = None) -> Tensor:
+                    t: float, generator: torch.Generator | None = None,
+                    cond: Any = None) -> Tensor:
     """``mean h_t(target) - mean h_t(source)`` over the samples ``x`` of the two classes,
-    noised to ``t`` on the denoiser's path (unconditional calls, ``cond=None``)."""
+    noised to ``t`` on the denoiser's path; the network sees ``cond`` (one value for every
+    row, e.g. the null label of a class-conditional network; default ``None``)."""
     rows = {c: x[labels == c] for c in (source, target)}
     if any(r.shape[0] == 0 for r in rows.values()):
         raise InterpolantError(f"class_direction needs samples of classes {source} and {target}")
@@ -77,7 +84,8 @@ def class_direction(den: Any, x: Tensor, labels: Tensor, source: int, target: in
     for c, xc in rows.items():
         tt = torch.full((xc.shape[0],), float(t), dtype=xc.dtype)
         noise = torch.randn(xc.shape, generator=generator, dtype=xc.dtype)
-        means[c] = bottleneck(den, den.path.sample(xc, tt, noise), tt).mean(0)
+        rows_cond = None if cond is None else torch.full((xc.shape[0],), int(cond))
+        means[c] = bottleneck(den, den.path.sample(xc, tt, noise), tt, rows_cond).mean(0)
     return means[target] - means[source]
 
 

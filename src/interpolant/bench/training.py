@@ -55,7 +55,7 @@ def sample_fd(run: Contestant, x1: torch.Tensor, reference: torch.Tensor, steps:
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="interpolant bench training",
-                                description=__doc__.splitlines()[0])
+                                description=" ".join(__doc__.split("\n\n")[0].split()))
     p.add_argument("--recipes", default=None,
                    help="comma-separated contestants (default: all of " +
                         ", ".join(recipe_names()) + "); 'a+b' composes recipes")
@@ -66,8 +66,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--fd-samples", type=int, default=None,
                    help="samples per evaluation (default 500, quick 200)")
     p.add_argument("--fd-steps", type=int, default=20, help="dpm++2m steps per sample")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--batch-size", type=int, default=128, help="batch size of every contestant")
+    p.add_argument("--lr", type=float, default=2e-3,
+                   help="learning rate (a recipe that sets its own keeps it)")
     p.add_argument("--chunk", type=int, default=10, help="steps per turn")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.add_argument("--out", default="runs/bench-training", help="folder of the report page")

@@ -69,16 +69,25 @@ class RunContestant(Contestant):
         self.model, objective = recipe_parts(config, net, self.path, cfg)
         # a scratch run directory, for recipes that write as they train (post-hoc EMA
         # snapshots); removed with the contestant
-        run_dir = tempfile.mkdtemp(prefix="interpolant-bench-training-")
-        weakref.finalize(self, shutil.rmtree, run_dir, True)
-        self.trainer = Trainer(self.model, self.path, data, config=cfg, run_dir=run_dir,
+        self.run_dir, self.data = tempfile.mkdtemp(prefix="interpolant-bench-training-"), data
+        weakref.finalize(self, shutil.rmtree, self.run_dir, True)
+        self.trainer = Trainer(self.model, self.path, data, config=cfg, run_dir=self.run_dir,
                                objective=objective)
 
     def step(self) -> None:
         self.trainer.step()
 
     def denoiser(self) -> ip.Denoiser:
-        return ip.Denoiser(self.model, self.path, prediction=self.config.target)
+        """The current weights, through the recipe's after-training step and load-time
+        transform (e.g. score calibration, estimated anew at each evaluation, unclocked)."""
+        net, spec = self.model, self.config.recipe
+        if spec:
+            from ..training import recipes
+
+            recipes.finish_run(spec, self.run_dir, net, self.path, self.config.target,
+                               self.data)
+            net = recipes.load_network(spec, self.run_dir, net, self.path, self.config.target)
+        return ip.Denoiser(net, self.path, prediction=self.config.target)
 
 
 def diffusers_model() -> nn.Module:

@@ -17,8 +17,9 @@ and 4 network evaluations, and for the teacher with DPM-Solver++(2M) at 5, 10 an
 
 Progressive distillation runs rounds 8 -> 4 -> 2 -> 1 steps; its ``nfe`` rows are the students
 of the successive rounds, each sampled at its own step count, and the CPU time is cumulative.
-MMD-DDM fine-tunes one network per sampler (DDIM, ``nfe`` uniform steps, a quarter of the
-steps): in 2-D the exact teacher plus a zero-initialised MLP correction, on digits the
+MLCM distils one network per step count (``nfe`` segments, a third of the steps each; on
+digits from the teacher's weights in its v parameterisation, as CD). MMD-DDM fine-tunes one
+network per sampler (DDIM, ``nfe`` uniform steps, a quarter of the steps): in 2-D the exact teacher plus a zero-initialised MLP correction, on digits the
 teacher's U-Net with pixel features.
 ``--digits`` adds the 8x8 digits with a briefly trained U-Net teacher (Digits-FD against the
 test digits; :func:`run_digits`), about ``7 x --digits-seconds`` of CPU in all.
@@ -74,19 +75,26 @@ def students(den: ip.Denoiser, data: torch.Tensor, steps: dict[str, int], new_ne
         cost += _cpu() - start
         yield "pd", nfe, student, cost
         teacher, net = student.denoiser, copy.deepcopy(student.denoiser.model)
-    for nfe in NFES:  # MMD-DDM fine-tunes one network per sampler
-        start = _cpu()
-        student = fs.distill(den, "mmd", student=new_net("mmd"), data=data, steps=steps["mmd"],
-                             nfe=nfe, generator=g, **options["mmd"])
-        yield "mmd", nfe, student, _cpu() - start
+    for method, key in (("mmd", "nfe"), ("mlcm", "segments")):  # one network per NFE
+        for nfe in NFES:
+            start = _cpu()
+            student = fs.distill(den, method, student=new_net(method), data=data,
+                                 steps=steps[method], generator=g, **{key: nfe},
+                                 **options[method])
+            yield method, nfe, student, _cpu() - start
 
 
 def _options(path: ip.paths.GaussianPath, sigma_data: float, s1: int, pairs: int,
-             lr_mmd: float) -> dict:
-    return {"cd": dict(n=18, solver="heun", sigma_data=sigma_data, eta=0.0),
+             lr_mmd: float, teacher_prediction: str | None = None) -> dict:
+    """Each method's keywords; ``teacher_prediction``: the students start from the teacher's
+    network, which CD and MLCM then read as that prediction (else fresh networks predict x0)."""
+    return {"cd": dict(n=18, solver="heun", sigma_data=sigma_data, eta=0.0,
+                       prediction=teacher_prediction),
             "ct": dict(path=path, s0=10, s1=s1, sigma_data=sigma_data, eta=0.0),
             "reflow": dict(pairs=pairs, pair_solver="dpm++2m", pair_steps=20),
-            "pd": dict(prediction="v"), "mmd": dict(lr=lr_mmd, batch_size=128)}
+            "pd": dict(prediction="v"), "mmd": dict(lr=lr_mmd, batch_size=128),
+            "mlcm": dict(n=6, solver="heun", prediction=teacher_prediction or "x0",
+                         lr=lr_mmd if teacher_prediction else 1e-3)}
 
 
 class TeacherPlus(torch.nn.Module):
@@ -121,7 +129,8 @@ def run_2d(steps: int, width: int, n_eval: int, seed: int) -> list[tuple]:
         rows.append(("teacher ddim", nfe, *scores(ip.sample(den, x1, solver="ddim", steps=nfe,
                                                             grid="uniform")), 0.0))
     options = _options(path, 1.0, 320, 8192, 3e-3)
-    budget = dict.fromkeys(options, steps) | {"mmd": max(steps // 4, 1)}
+    budget = dict.fromkeys(options, steps) | {"mmd": max(steps // 4, 1),
+                                              "mlcm": max(steps // 3, 1)}
 
     def new_net(method: str) -> torch.nn.Module:
         return TeacherPlus(den, _net(seed, width)) if method == "mmd" else _net(seed, width)
@@ -174,7 +183,7 @@ def run_digits(seconds: float, seed: int, n_fd: int = 500) -> list[tuple]:
         for nfe in TEACHER_NFES:
             rows.append(("teacher dpm++2m", nfe, float("nan"),
                          fd(ip.sample(den, x1, solver="dpm++2m", steps=nfe)), seconds))
-    options = _options(path, 0.5, 160, 2048, 1e-4)
+    options = _options(path, 0.5, 160, 2048, 1e-4, teacher_prediction="v")
 
     def new_net(method: str) -> torch.nn.Module:
         return unet() if method == "ct" else copy.deepcopy(teacher_net)
@@ -185,7 +194,7 @@ def run_digits(seconds: float, seed: int, n_fd: int = 500) -> list[tuple]:
             kw = dict(options[m], **({"pairs": 64} if m == "reflow" else {}))
             fs.distill(None if m == "ct" else den, m, student=new_net(m), data=train_x, steps=k,
                        **kw)
-        steps[m] = _steps_for(seconds / (3 if m in ("pd", "mmd") else 1), trial)
+        steps[m] = _steps_for(seconds / (3 if m in ("pd", "mmd", "mlcm") else 1), trial)
     print(f"digits: teacher {trainer.step_count} "
           f"steps; student steps {steps}", flush=True)
     for method, nfe, student, cost in students(den, train_x, steps, new_net, options, seed):

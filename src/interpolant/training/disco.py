@@ -1,0 +1,242 @@
+"""DisCo-Diff: discrete latent codes beside the continuous noise.
+
+Xu, Corso, Jaakkola, Vahdat & Kreis, "DisCo-Diff: Enhancing Continuous Diffusion Models with
+Discrete Latents" (ICML 2024). An encoder ``q_phi(z | x_0)`` gives ``L`` categorical latents
+``z = (z_1 .. z_L)``, each in a codebook of size ``K``; the denoiser is conditioned on them and
+both are trained end to end on the usual denoising loss
+
+    L(theta, phi) = E_{x_0, t, eps} w(t) |F_theta(x_t, t, z(x_0)) - T(x_0, eps, t)|^2,
+
+with ``z`` drawn by the straight-through Gumbel-softmax (forward: the one-hot of
+``argmax(logits + g)``; backward: the gradient of ``softmax((logits + g) / tau)``; ``g`` Gumbel
+noise). No KL term: the small codebook bounds the information the latents carry. After training
+a prior ``p_psi(z) = prod_l p(z_l | z_<l)`` is fitted to the encoder's codes (the paper: an
+autoregressive transformer; here exact tables, the maximum-likelihood autoregressive model for
+few latents); sampling draws ``z ~ p_psi`` and integrates the ODE of ``F_theta(., ., z)``.
+
+With the ideal encoder of a Gaussian mixture (``z`` = the component) the conditional denoiser
+is the component's Gaussian denoiser (the class-conditional oracle with one class per component:
+:func:`ideal_latent_mixture`) and the ODE's curvature falls by ``E int |u(x_t|z) - u(x_t)|^2 dt``
+(:func:`latent_curvature`): the latents take the multimodality off the noise-to-data map.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import InterpolantError
+from ..models.embeddings import check_time
+from ..models.mlp import MLP
+from ..oracle import GaussianMixture
+from ..paths import GaussianPath
+from ..paths.interpolant import Interpolant
+from .objectives import Objective
+
+__all__ = ["DiscreteEncoder", "LatentMLP", "DisCoObjective", "LatentPrior",
+           "ideal_latent_mixture", "latent_curvature", "gumbel_softmax"]
+
+
+def gumbel_softmax(logits: Tensor, tau: float, hard: bool = True,
+                   generator: torch.Generator | None = None) -> Tensor:
+    """Gumbel-softmax (Jang et al. 2017; Maddison et al. 2017) over the last axis:
+    ``y = softmax((logits + g) / tau)``, ``g = -log(-log U)``; ``hard``: the one-hot of
+    ``argmax y`` forward with ``y``'s gradient (straight-through, ``onehot - y.detach() + y``)."""
+    if not tau > 0:
+        raise InterpolantError(f"the Gumbel-softmax temperature tau must be > 0, got {tau}")
+    u = torch.rand(logits.shape, generator=generator, dtype=logits.dtype, device=logits.device)
+    g = -torch.log(-torch.log(u.clamp_min(torch.finfo(logits.dtype).tiny)))
+    y = torch.softmax((logits + g) / tau, dim=-1)
+    if not hard:
+        return y
+    onehot = nn.functional.one_hot(y.argmax(-1), y.shape[-1]).to(y.dtype)
+    return onehot - y.detach() + y
+
+
+class DiscreteEncoder(nn.Module):
+    """``q(z | x_0)``: an MLP from points ``(B, dim)`` to logits ``(B, n_latents, codebook)``."""
+
+    def __init__(self, dim: int, n_latents: int = 1, codebook: int = 8, hidden: int = 64) -> None:
+        super().__init__()
+        for name, value in (("dim", dim), ("n_latents", n_latents), ("codebook", codebook),
+                            ("hidden", hidden)):
+            if not isinstance(value, int) or value < 1:
+                raise InterpolantError(f"DiscreteEncoder {name} must be a positive integer, "
+                                       f"got {value!r}")
+        if codebook < 2:
+            raise InterpolantError(f"a codebook needs at least 2 codes, got {codebook}")
+        self.dim, self.n_latents, self.codebook = dim, n_latents, codebook
+        self.net = nn.Sequential(nn.Linear(dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden),
+                                 nn.SiLU(), nn.Linear(hidden, n_latents * codebook))
+
+    def forward(self, x0: Tensor) -> Tensor:
+        if x0.ndim != 2 or x0.shape[1] != self.dim:
+            raise InterpolantError(f"the encoder takes points (B, {self.dim}), got "
+                                   f"{tuple(x0.shape)}")
+        return self.net(x0).view(-1, self.n_latents, self.codebook)
+
+    @torch.no_grad()
+    def codes(self, x0: Tensor) -> Tensor:
+        """The most likely codes ``argmax q(z | x_0)``, int64 ``(B, n_latents)``."""
+        return self(x0).argmax(-1)
+
+
+class LatentMLP(MLP):
+    """:class:`~interpolant.models.MLP` conditioned on discrete latents instead of a label:
+    ``cond`` is int64 codes ``(B, L)`` or (relaxed) one-hots ``(B, L, K)``, embedded linearly
+    (a one-hot times the table is the code's row, so gradients reach a Gumbel-softmax encoder)
+    and added to the time embedding."""
+
+    arch = "latent-mlp"
+
+    def __init__(self, dim: int, n_latents: int = 1, codebook: int = 8, hidden: int = 256,
+                 depth: int = 4, time_dim: int = 64) -> None:
+        super().__init__(dim, hidden, depth, None, time_dim)
+        self._store_config(dim=dim, n_latents=n_latents, codebook=codebook, hidden=hidden,
+                           depth=depth, time_dim=time_dim)
+        self.n_latents, self.codebook = n_latents, codebook
+        self.latent_embed = nn.Linear(n_latents * codebook, hidden, bias=False)
+
+    def onehot(self, cond: Any, batch: int, dtype: torch.dtype) -> Tensor:
+        """``cond`` as ``(B, L * K)`` one-hots."""
+        shape = (batch, self.n_latents)
+        if isinstance(cond, Tensor) and cond.shape == shape and not cond.is_floating_point():
+            if cond.min() < 0 or cond.max() >= self.codebook:
+                raise InterpolantError(f"latent codes must lie in [0, {self.codebook}), got "
+                                       f"{int(cond.min())}..{int(cond.max())}")
+            cond = nn.functional.one_hot(cond, self.codebook)
+        elif not (isinstance(cond, Tensor) and cond.shape == (*shape, self.codebook)):
+            got = tuple(cond.shape) if isinstance(cond, Tensor) else type(cond).__name__
+            raise InterpolantError(f"LatentMLP needs cond = int64 codes {shape} or one-hots "
+                                   f"{(*shape, self.codebook)}, got {got}; draw codes with "
+                                   "LatentPrior.sample or DiscreteEncoder.codes")
+        return cond.to(dtype).flatten(1)
+
+    def forward(self, x: Tensor, t: Tensor, cond: Any = None) -> Tensor:
+        self._check_x(x)
+        t = check_time(t, x.shape[0])
+        c = self.time_embed(t.to(x.dtype)) + self.latent_embed(
+            self.onehot(cond, x.shape[0], x.dtype))
+        c = nn.functional.silu(c)
+        h = self.input(x)
+        for block in self.blocks:
+            h = block(h, c)
+        return self.output(nn.functional.silu(self.out_norm(h)))
+
+
+class DisCoObjective(nn.Module):
+    """DisCo-Diff's joint loss as a :class:`~interpolant.training.Trainer` objective (an
+    ``nn.Module``: the encoder trains and checkpoints with the network): the ``Objective(path,
+    target, density, weight)`` loss of the network conditioned on straight-through
+    Gumbel-softmax codes of ``x_0`` at temperature ``tau``."""
+
+    def __init__(self, encoder: DiscreteEncoder, path: GaussianPath, target: str = "eps",
+                 density: Any = "uniform", weight: Any = "uniform", tau: float = 1.0,
+                 hard: bool = True) -> None:
+        super().__init__()
+        if not tau > 0:
+            raise InterpolantError(f"the Gumbel-softmax temperature tau must be > 0, got {tau}")
+        self.encoder, self.tau, self.hard = encoder, float(tau), bool(hard)
+        self.base = Objective(path, target, density, weight)
+
+    def sample_time(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        return self.base.sample_time(n, generator)
+
+    def forward(self, model: Any, x0: Tensor, noise: Tensor, t: Tensor, cond: Any = None
+                ) -> Tensor:
+        if cond is not None:
+            raise InterpolantError("DisCo-Diff conditions the network on its own latents; "
+                                   "train it without labels")
+        z = gumbel_softmax(self.encoder(x0), self.tau, self.hard)
+        return self.base(model, x0, noise, t, z)
+
+
+class LatentPrior:
+    """``p(z) = prod_l p(z_l | z_<l)`` over ``L`` codes in ``[0, K)`` as exact tables (the
+    maximum-likelihood autoregressive model; ``K^L`` joint cells, so for few latents), fitted
+    by counting with ``smoothing`` pseudo-counts per cell."""
+
+    def __init__(self, n_latents: int, codebook: int, max_cells: int = 1 << 16) -> None:
+        if n_latents < 1 or codebook < 2 or codebook**n_latents > max_cells:
+            raise InterpolantError(f"the tabular prior needs n_latents >= 1, codebook >= 2 and "
+                                   f"codebook**n_latents <= {max_cells}, got {n_latents}, "
+                                   f"{codebook}")
+        self.n_latents, self.codebook = n_latents, codebook
+        self.log_joint = torch.full((codebook,) * n_latents, -float(n_latents) * torch.log(
+            torch.tensor(float(codebook))).item(), dtype=torch.float64)
+
+    def fit(self, codes: Tensor, smoothing: float = 0.0) -> LatentPrior:
+        """Fit ``p(z_l | z_<l) = n(z_<=l) / n(z_<l)`` by counting (``smoothing`` pseudo-counts
+        added to every joint cell): the product of the conditionals is the joint frequency."""
+        codes = self._check(codes)
+        counts = torch.zeros(self.codebook**self.n_latents, dtype=torch.float64)
+        counts.index_add_(0, self._flat(codes), torch.ones(len(codes), dtype=torch.float64))
+        counts = counts.view(self.log_joint.shape) + smoothing
+        if not counts.sum() > 0:
+            raise InterpolantError("the prior needs at least one code (or smoothing > 0)")
+        self.log_joint = torch.log(counts / counts.sum())
+        return self
+
+    def conditional(self, prefix: Tensor) -> Tensor:
+        """``log p(z_l | z_<l = prefix)`` over the ``K`` codes, for prefixes ``(B, l)``."""
+        marg = self.log_joint
+        for _ in range(self.n_latents - prefix.shape[1] - 1):
+            marg = torch.logsumexp(marg, dim=-1)
+        table = marg[tuple(prefix.T)].expand(len(prefix), self.codebook)  # (B, K)
+        return table - torch.logsumexp(table, dim=-1, keepdim=True)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` codes ``(n, L)``, one latent after another (ancestral, float64)."""
+        z = torch.zeros(n, 0, dtype=torch.int64)
+        for _ in range(self.n_latents):
+            p = self.conditional(z).exp()
+            z = torch.cat([z, torch.multinomial(p, 1, generator=generator)], 1)
+        return z
+
+    def log_prob(self, codes: Tensor) -> Tensor:
+        """``log p(z)`` as the sum of the autoregressive conditionals, ``(B,)``."""
+        codes = self._check(codes)
+        return sum(self.conditional(codes[:, :l]).gather(1, codes[:, l:l + 1])[:, 0]
+                   for l in range(self.n_latents))
+
+    def _flat(self, codes: Tensor) -> Tensor:
+        place = self.codebook ** torch.arange(self.n_latents - 1, -1, -1)
+        return (codes * place).sum(1)
+
+    def _check(self, codes: Tensor) -> Tensor:
+        if (not isinstance(codes, Tensor) or codes.is_floating_point() or codes.ndim != 2
+                or codes.shape[1] != self.n_latents):
+            raise InterpolantError(f"codes must be int64 (B, {self.n_latents}), got "
+                                   f"{getattr(codes, 'shape', type(codes).__name__)}")
+        if len(codes) and (codes.min() < 0 or codes.max() >= self.codebook):
+            raise InterpolantError(f"codes must lie in [0, {self.codebook})")
+        return codes.long()
+
+
+def ideal_latent_mixture(gmm: GaussianMixture) -> GaussianMixture:
+    """The mixture with one class per component: its ``denoiser(path)(x, t, cond=z)`` is the
+    ideal DisCo-Diff denoiser ``E[x_0 | x_t, z]`` of the encoder ``z(x_0)`` = the component."""
+    return GaussianMixture(gmm.means, gmm.covs, gmm.weights,
+                           labels=torch.arange(gmm.n_components))
+
+
+def latent_curvature(gmm: GaussianMixture, path: Interpolant, n: int = 2048, nodes: int = 16,
+                     seed: int = 0) -> tuple[float, float]:
+    """``(S, S_z)``: the exact curvature (Lee et al. 2023, eq. 6) of the independent flow from
+    ``N(0, I)`` to ``gmm``, and of DisCo-Diff's flows given the ideal latent,
+    ``S_z = sum_k w_k S(component k)``; ``S - S_z = E int |u(x_t | z) - u(x_t)|^2 dt``."""
+    from ..interpolants.oracle import CoupledMixture
+    from ..processes.curvature import curvature
+
+    d = gmm.dim
+    zero, eye = torch.zeros(d, d, dtype=torch.float64), torch.eye(d, dtype=torch.float64)
+
+    def s_of(p0: GaussianMixture, k: int) -> float:
+        flow = CoupledMixture(p0, zero, eye, path)
+        return curvature(flow.velocity, flow.sample, path, n=n, nodes=nodes, seed=seed + k)
+
+    parts = [s_of(GaussianMixture(gmm.means[k:k + 1], gmm.covs[k:k + 1]), k + 1)
+             for k in range(gmm.n_components)]
+    return s_of(gmm, 0), float(sum(w * s for w, s in zip(gmm.weights.tolist(), parts)))

@@ -87,6 +87,12 @@ class Objective:
     def per_sample(self, model: Callable[..., Tensor], x0: Tensor, noise: Tensor, t: Tensor,
                    cond: Any = None) -> Tensor:
         """``L_i`` of shape ``(B,)`` in float32 (float64 for float64 data)."""
+        _, out = self.outputs(model, x0, noise, t, cond)
+        return self.loss_of(out, x0, noise, t)
+
+    def outputs(self, model: Callable[..., Tensor], x0: Tensor, noise: Tensor, t: Tensor,
+                cond: Any = None) -> tuple[Tensor, Tensor]:
+        """``(x_t, model(x_t, t, cond))`` after checking the shapes and the path's range."""
         if noise.shape != x0.shape:
             raise InterpolantError(f"noise has shape {tuple(noise.shape)} but x0 has shape "
                                    f"{tuple(x0.shape)}")
@@ -107,6 +113,10 @@ class Objective:
             shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
             raise InterpolantError(f"the model returned {shape} for data of shape "
                                    f"{tuple(x0.shape)}; it must return the data's shape")
+        return x_t, out
+
+    def loss_of(self, out: Tensor, x0: Tensor, noise: Tensor, t: Tensor) -> Tensor:
+        """``L_i = w_T(t_i) mean_j (out_ij - T_ij)^2`` for a network output ``out``."""
         dtype = torch.promote_types(x0.dtype, torch.float32)
         err = out.to(dtype) - regression_target(self.target, x0, noise, t, self.path).to(dtype)
         mse = err.pow(2).flatten(1).mean(1)

@@ -65,6 +65,12 @@ def _ant_uw(path: GaussianPath, config: TrainConfig, net: nn.Module) -> Any:
     return ant_uw(path, config.target, config.density, config.weight)
 
 
+def _smooth(path: GaussianPath, config: TrainConfig, net: nn.Module) -> Any:
+    from .smooth import SmoothObjective
+
+    return SmoothObjective(path, config.target, config.density, config.weight)
+
+
 def _etsdm(net: nn.Module) -> nn.Module:
     from .etsdm import SharedTimeNet
 
@@ -114,6 +120,8 @@ RECIPES: dict[str, Recipe] = {
                      "clusters of the times", objective=_ant_uw),
     "etsdm": Recipe("E-TSDM (Yang et al. 2023): the time condition shared over 5 intervals of "
                     "[0, 0.1)", wrap=_etsdm),
+    "smooth": Recipe("Smooth Diffusion (Guo et al. 2024): step-wise variation regularisation, "
+                     "lambda = 1", objective=_smooth),
     "calibrate": Recipe("score calibration (Pan et al. 2023): after training, the mean eps "
                         "prediction per time on the training data is estimated (saved as "
                         "calibration.safetensors) and subtracted when sampling",

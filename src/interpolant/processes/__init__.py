@@ -8,10 +8,12 @@ sampling and training machinery:
 * :mod:`.cold`: cold diffusion's degradations and samplers (Bansal et al. 2022);
 * :mod:`.residual`: residual-plus-noise restoration processes (ResShift, RDDM) as
   :class:`interpolant.paths.Interpolant`;
+* :mod:`.restoration`: training cold diffusion's restoration operator and RDDM's residual
+  and noise networks;
 * :mod:`.curvature`: trajectory curvature and kinetic energy under couplings (Lee et al.
   2023; Shaul et al. 2023) and alpha-(de)blending (Heitz et al. 2023).
 """
 
-from . import cold, curvature, nonequilibrium, pfgmpp, residual
+from . import cold, curvature, nonequilibrium, pfgmpp, residual, restoration
 
-__all__ = ["cold", "curvature", "nonequilibrium", "pfgmpp", "residual"]
+__all__ = ["cold", "curvature", "nonequilibrium", "pfgmpp", "residual", "restoration"]

@@ -3,7 +3,9 @@
 
 For each coupling of :mod:`interpolant.training.couplings` (independent; minibatch OT, Tong et
 al. 2023 / Pooladian et al. 2023) an MLP learns the velocity of the linear interpolant on pairs
-drawn from that coupling (the trainer's ``coupling``), and the page reports
+drawn from that coupling (the trainer's ``coupling``); for ``mtc`` the noise end comes from an
+encoder learned with the velocity (Lee et al. 2023, :mod:`interpolant.interpolants.mtc`) and
+sampling starts from ``N(0, I)``. The page reports
 
 * the curvature ``S = E int |x_1 - x_0 - u(x_t)|^2 dt`` on pairs of the same coupling and the
   kinetic energy ``E int |u|^2 dt`` (Lee et al. 2023; :mod:`interpolant.processes.curvature`),
@@ -22,39 +24,49 @@ import torch
 from torch import Tensor
 
 from .. import metrics, models, paths, plots, solvers
-from ..interpolants import Interpolant, InterpolantModel, TwoSidedMixture
+from ..interpolants import (GaussianEncoder, Interpolant, InterpolantModel, MTCObjective,
+                           TwoSidedMixture)
 from ..oracle import GaussianMixture
 from ..processes.curvature import curvature, kinetic_energy
 from ..training import TrainConfig, Trainer, couplings
 from . import report
 
-COUPLINGS = ("independent", "ot")
+COUPLINGS = ("independent", "ot", "mtc")
 BATCH = 256
 NFES = (1, 2, 4, 8)
 
 
-def _pairs(p0: GaussianMixture, coupling: str):
+def _pairs(p0: GaussianMixture, coupling: str, encoder: GaussianEncoder | None = None):
     """Pairs ``(x_0, x_1)`` drawn as the trainer draws them: a batch of data and of noise,
-    coupled within chunks of the training batch size."""
-    couple = couplings.OT(chunk=BATCH) if coupling == "ot" else couplings.get(coupling)
+    coupled within chunks of the training batch size (or through MTC's ``encoder``)."""
+    couple = couplings.OT(chunk=BATCH) if coupling == "ot" else couplings.get(
+        "independent" if coupling == "mtc" else coupling)
 
     def draw(n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         x0 = p0.sample(n, generator).float()
-        return x0, couple(x0, torch.randn(x0.shape, generator=generator))
+        noise = couple(x0, torch.randn(x0.shape, generator=generator))
+        if encoder is None:
+            return x0, noise
+        with torch.no_grad():
+            return x0, encoder.sample(x0, noise)
     return draw
 
 
-def train_flow(p0: GaussianMixture, coupling: str, steps: int, seed: int = 0) -> InterpolantModel:
-    """An MLP velocity of the linear interpolant trained on ``coupling``'s pairs."""
+def train_flow(p0: GaussianMixture, coupling: str, steps: int, seed: int = 0
+               ) -> tuple[InterpolantModel, GaussianEncoder | None]:
+    """An MLP velocity of the linear interpolant trained on ``coupling``'s pairs (and, for
+    ``mtc``, the encoder learned with it)."""
     torch.manual_seed(seed)
     net = models.build("mlp", dim=2, hidden=128, depth=3)
     data = p0.sample(8192, torch.Generator().manual_seed(seed)).float()
-    config = TrainConfig(target="velocity", coupling=coupling, steps=steps, batch_size=BATCH,
-                         lr=2e-3, warmup=20, label_dropout=0.0, progress=False,
-                         log_every=steps, seed=seed)
-    Trainer(net, paths.Linear(), data, None, config).run()
+    encoder = GaussianEncoder(2, hidden=64) if coupling == "mtc" else None
+    config = TrainConfig(target="velocity", coupling="independent" if encoder else coupling,
+                         steps=steps, batch_size=BATCH, lr=2e-3, warmup=20, label_dropout=0.0,
+                         progress=False, log_every=steps, seed=seed)
+    objective = MTCObjective(encoder, Interpolant.linear()) if encoder is not None else None
+    Trainer(net, paths.Linear(), data, None, config, objective=objective).run()
     net.eval()
-    return InterpolantModel(net, Interpolant.linear())
+    return InterpolantModel(net, Interpolant.linear()), encoder
 
 
 def _field(model: Any):
@@ -97,8 +109,8 @@ def straightness_page(out: Path, quick: bool = False) -> report.Section:
              "kinetic_energy": kinetic_energy(exact_u, _pairs(p0, "independent"), path, n=n)}]
     pictures = []
     for coupling in COUPLINGS:
-        model = train_flow(p0, coupling, steps)
-        pairs = _pairs(p0, coupling)
+        model, encoder = train_flow(p0, coupling, steps)
+        pairs = _pairs(p0, coupling, encoder)
         row = {"coupling": coupling, "curvature": curvature(_field(model), pairs, path, n=n),
                "kinetic_energy": kinetic_energy(_field(model), pairs, path, n=n)}
         for nfe in NFES:
@@ -115,5 +127,6 @@ def straightness_page(out: Path, quick: bool = False) -> report.Section:
         paragraphs=["Curvature S = E int |x1 - x0 - u(x_t)|^2 dt on the coupling's own pairs "
                     "(0 for straight, non-crossing paths), kinetic energy E int |u|^2 dt, and "
                     "the sliced W2 of Euler samples to the data at 1, 2, 4, 8 NFE (lower is "
-                    f"better). Minibatch OT couples within batches of {BATCH}."],
+                    f"better). Minibatch OT couples within batches of {BATCH}; MTC learns an encoder "
+                    "q(x1 | x0) with the velocity (beta = 1) and samples from N(0, I)."],
         images=pictures, tables=[report.Table(rows, "straightness and few-step quality")])

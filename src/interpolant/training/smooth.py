@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ..errors import InterpolantError
 from ..paths import GaussianPath, broadcast_time
@@ -55,7 +56,9 @@ class SmoothObjective(nn.Module):
         """``(per-sample loss, r)``: the denoising loss and the variations ``r_i`` (with a
         graph for both); ``direction`` is ``n`` (default: fresh ``N(0, I)``)."""
         noise = noise.detach().requires_grad_(True)
-        with torch.enable_grad():
+        # the penalty differentiates a gradient: attention must use the math kernel, the only
+        # one with a second derivative on every device
+        with torch.enable_grad(), sdpa_kernel(SDPBackend.MATH):
             x_t, out = self.inner.outputs(net, x0, noise, t, cond)
             loss = self.inner.loss_of(out, x0, noise, t)
             tt = t.to(device=x0.device, dtype=x0.dtype)

@@ -24,7 +24,8 @@ import interpolant as ip
 from ..models import MLP
 from ..training import TrainConfig, Trainer, recipes
 
-DEFAULT = ("default", "min-snr", "p2", "edm2-loss", "ant-uw", "etsdm", "sd3", "sd3+p2")
+DEFAULT = ("default", "min-snr", "p2", "edm2-loss", "ant-uw", "etsdm", "smooth", "sd3",
+           "sd3+p2")
 BASE = {"steps": 400, "batch_size": 256, "lr": 3e-3, "warmup": 50, "label_dropout": 0.0,
         "progress": False, "log_every": 10_000, "ema_halflife": None}
 

@@ -2,7 +2,8 @@
 
 - ``x``: ``(B, D)`` for :class:`MLP`; ``(B, C, H, W)`` for :class:`UNet`, :class:`EDM2UNet`
   (magnitude-preserving, EDM2), :class:`DiT`, :class:`MMDiT` (SD3's two-stream blocks), the
-  routed DiTs :class:`DTRDiT` and :class:`SwitchDiT`, and :class:`DiffuSSM` (no attention);
+  routed DiTs :class:`DTRDiT` and :class:`SwitchDiT`, :class:`DiffuSSM` (no attention) and
+  :class:`ODEUNet` (continuous-depth blocks, "Beyond U");
   ``(B, C, L)`` for :class:`TemporalUNet`; int64 tokens ``(B, L)`` for
   :class:`TokenTransformer` (which returns logits ``(B, L, K)``);
 - ``t``: floating tensor of shape ``(B,)`` in ``[0, 1]`` (``t = 0`` data, ``t = 1`` noise);
@@ -38,6 +39,7 @@ from .edm2 import EDM2UNet
 from .ensemble import Aggregate
 from .mlp import MLP
 from .mmdit import MMDiT
+from .odeunet import ODEUNet
 from .routing import DTRDiT, SwitchDiT
 from .ssm import DiffuSSM
 from .temporal import TemporalUNet
@@ -52,6 +54,7 @@ __all__ = [
     "EDM2UNet",
     "MLP",
     "MMDiT",
+    "ODEUNet",
     "TIME_SCALE",
     "LabelEmbedding",
     "ReferenceNet",
@@ -69,7 +72,7 @@ __all__ = [
 _REGISTRY: dict[str, type[ReferenceNet]] = {
     "dit": DiT, "edm2": EDM2UNet, "mlp": MLP, "mmdit": MMDiT, "dtr": DTRDiT,
     "switch-dit": SwitchDiT, "diffussm": DiffuSSM, "temporal": TemporalUNet,
-    "tokens": TokenTransformer, "unet": UNet,
+    "tokens": TokenTransformer, "unet": UNet, "ode-unet": ODEUNet,
 }
 
 

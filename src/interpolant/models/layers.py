@@ -35,10 +35,14 @@ class ResBlock(nn.Module):
 
     def forward(self, h: Tensor, emb: Tensor) -> Tensor:
         """``emb`` is the already activated conditioning vector ``SiLU(c)``, ``(B, emb_dim)``."""
+        return self.skip(h) + self.branch(h, emb)
+
+    def branch(self, h: Tensor, emb: Tensor) -> Tensor:
+        """The residual branch ``conv(drop(SiLU(FiLM(GN(conv(SiLU(GN(h)))), emb))))``."""
         y = self.conv1(F.silu(self.norm1(h)))
         scale, shift = self.emb(emb)[:, :, None, None].chunk(2, dim=1)
         y = self.norm2(y) * (1 + scale) + shift
-        return self.skip(h) + self.conv2(self.dropout(F.silu(y)))
+        return self.conv2(self.dropout(F.silu(y)))
 
 
 class SelfAttention(nn.Module):

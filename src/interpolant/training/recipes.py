@@ -131,7 +131,8 @@ RECIPES: dict[str, Recipe] = {
                    "reference learning rate 0.01", run={"model": "edm2"}, train={"lr": 1e-2}),
     "repa": Recipe("REPA (Yu et al. 2025): align an early block with the digits classifier's "
                    "features, lambda 0.5", objective=_repa,
-                   models=("unet", "edm2", "dit", "mmdit", "dtr", "switch-dit", "diffussm")),
+                   models=("unet", "edm2", "dit", "mmdit", "dtr", "switch-dit", "diffussm",
+                           "ode-unet")),
     "mmdit": Recipe("SD3's MM-DiT: label tokens and image patches in joint attention",
                     run={"model": "mmdit"}),
     "dtr": Recipe("DTR (Park et al. 2024): a DiT routed by sliding channel masks over time",
@@ -140,6 +141,8 @@ RECIPES: dict[str, Recipe] = {
                          run={"model": "switch-dit"}),
     "diffussm": Recipe("DiffuSSM (Yan et al. 2024): a DiT whose attention is a gated "
                        "bidirectional state-space model", run={"model": "diffussm"}),
+    "beyond-u": Recipe("Beyond U (Calvo-Ordonez et al. 2024): the U-Net with continuous-depth "
+                       "(ODE, 2 RK4 steps) blocks", run={"model": "ode-unet"}),
 }
 
 

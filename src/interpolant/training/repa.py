@@ -30,9 +30,9 @@ from ..errors import InterpolantError
 __all__ = ["DEFAULT_LAYERS", "REPA", "alignment_loss", "digits_encoder"]
 
 # an early block of each reference network: the output of its first down-sampled stage
-DEFAULT_LAYERS = {"unet": "encoder.1.res.0", "edm2": "enc.l1_block0", "dit": "blocks.1",
-                  "mmdit": "blocks.1", "dtr": "blocks.1", "switch-dit": "blocks.1",
-                  "diffussm": "blocks.1"}
+DEFAULT_LAYERS = {"unet": "encoder.1.res.0", "ode-unet": "encoder.1.res.0",
+                  "edm2": "enc.l1_block0", "dit": "blocks.1", "mmdit": "blocks.1",
+                  "dtr": "blocks.1", "switch-dit": "blocks.1", "diffussm": "blocks.1"}
 
 Encoder = Callable[[Tensor], Tensor]
 

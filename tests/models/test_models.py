@@ -41,6 +41,8 @@ SMALL = {
     "diffussm": ({"in_channels": 2, "image_size": 8, "patch_size": 2, "hidden": 32,
                   "depth": 2, "state": 4}, (2, 8, 8)),
     "ode-unet": ({"in_channels": 2, "base_channels": 8, "channel_mults": (1, 2)}, (2, 8, 8)),
+    "spectral-unet": ({"in_channels": 2, "base_channels": 8, "channel_mults": (1, 2)},
+                      (2, 8, 8)),
 }
 
 # parameter counts of the default models, as stated in the report and the docs
@@ -163,8 +165,8 @@ def test_bad_inputs_raise_clear_errors(name: str) -> None:
 
 
 def test_build_rejects_unknown_names() -> None:
-    names = ["diffussm", "dit", "dtr", "edm2", "mlp", "mmdit", "ode-unet", "switch-dit",
-             "temporal", "tokens", "unet"]
+    names = ["diffussm", "dit", "dtr", "edm2", "mlp", "mmdit", "ode-unet", "spectral-unet",
+             "switch-dit", "temporal", "tokens", "unet"]
     assert models.available() == names
     with pytest.raises(InterpolantError, match="unknown model 'resnet'.*" + ", ".join(names)):
         models.build("resnet")

@@ -3,7 +3,8 @@
 - ``x``: ``(B, D)`` for :class:`MLP`; ``(B, C, H, W)`` for :class:`UNet`, :class:`EDM2UNet`
   (magnitude-preserving, EDM2), :class:`DiT`, :class:`MMDiT` (SD3's two-stream blocks), the
   routed DiTs :class:`DTRDiT` and :class:`SwitchDiT`, :class:`DiffuSSM` (no attention) and
-  :class:`ODEUNet` (continuous-depth blocks, "Beyond U");
+  :class:`ODEUNet` (continuous-depth blocks, "Beyond U"), :class:`SpectralUNet` (wavelet-gated
+  resampling, Spectral Diffusion);
   ``(B, C, L)`` for :class:`TemporalUNet`; int64 tokens ``(B, L)`` for
   :class:`TokenTransformer` (which returns logits ``(B, L, K)``);
 - ``t``: floating tensor of shape ``(B,)`` in ``[0, 1]`` (``t = 0`` data, ``t = 1`` noise);
@@ -41,6 +42,7 @@ from .mlp import MLP
 from .mmdit import MMDiT
 from .odeunet import ODEUNet
 from .routing import DTRDiT, SwitchDiT
+from .spectral import SpectralUNet
 from .ssm import DiffuSSM
 from .temporal import TemporalUNet
 from .tokens import TokenTransformer
@@ -58,6 +60,7 @@ __all__ = [
     "TIME_SCALE",
     "LabelEmbedding",
     "ReferenceNet",
+    "SpectralUNet",
     "SwitchDiT",
     "TemporalUNet",
     "TimeEmbedding",
@@ -73,6 +76,7 @@ _REGISTRY: dict[str, type[ReferenceNet]] = {
     "dit": DiT, "edm2": EDM2UNet, "mlp": MLP, "mmdit": MMDiT, "dtr": DTRDiT,
     "switch-dit": SwitchDiT, "diffussm": DiffuSSM, "temporal": TemporalUNet,
     "tokens": TokenTransformer, "unet": UNet, "ode-unet": ODEUNet,
+    "spectral-unet": SpectralUNet,
 }
 
 

@@ -143,6 +143,8 @@ RECIPES: dict[str, Recipe] = {
                        "bidirectional state-space model", run={"model": "diffussm"}),
     "beyond-u": Recipe("Beyond U (Calvo-Ordonez et al. 2024): the U-Net with continuous-depth "
                        "(ODE, 2 RK4 steps) blocks", run={"model": "ode-unet"}),
+    "spectral": Recipe("Spectral Diffusion (Yang et al. 2023): the U-Net with wavelet-gated "
+                       "down/up-sampling (Haar subbands)", run={"model": "spectral-unet"}),
 }
 
 

@@ -72,29 +72,25 @@ def test_autoguidance_by_the_runs_own_checkpoint_is_the_conditional_model(digits
                                                                           tmp_path, capsys):
     """D_weak + w (D_good - D_weak) with the weak model the good one is D_good: the samples
     of --guidance auto guided by the run's own checkpoint equal plain conditional samples
-    (same seed, same 10 steps), whatever the scale; CFG at that scale differs."""
+    (same seed, same 10 steps), whatever the scale."""
     ckpt = sorted((digits_run / "checkpoints").glob("step_*"))[-1]
     plain, _ = _samples(capsys, digits_run, tmp_path, "plain", "--nfe", "10")
     auto, text = _samples(capsys, digits_run, tmp_path, "auto", "--nfe", "20", "--guidance",
                           "auto", "--scale", "3", "--guide-checkpoint", ckpt)
     assert "20 NFE" in text
     torch.testing.assert_close(auto, plain, rtol=0, atol=1e-6)
-    cfg, _ = _samples(capsys, digits_run, tmp_path, "cfg", "--nfe", "20", "--guidance", "cfg",
-                      "--scale", "3")
-    assert float((cfg - plain).abs().max()) > 0.1
 
 
-def test_interval_covering_every_step_is_cfg_and_rescale_runs(digits_run, tmp_path, capsys):
+def test_interval_covering_every_step_is_cfg(digits_run, tmp_path, capsys):
+    """CFG guides at every step and so does the interval (0, 1]; the default interval (the
+    paper's, on this path) skips some steps, so its samples differ."""
     cfg, _ = _samples(capsys, digits_run, tmp_path, "cfg", "--nfe", "20", "--guidance", "cfg")
     full, _ = _samples(capsys, digits_run, tmp_path, "full", "--nfe", "20", "--guidance",
                        "interval", "--interval", "0", "1")
     assert torch.equal(full, cfg)
-    part, _ = _samples(capsys, digits_run, tmp_path, "part", "--nfe", "20", "--guidance",
-                       "interval")
-    assert float((part - cfg).abs().max()) > 1e-3
-    rescaled, _ = _samples(capsys, digits_run, tmp_path, "rescale", "--nfe", "20", "--guidance",
-                           "rescale", "--rescale", "0")
-    assert torch.equal(rescaled, cfg)
+    part, text = _samples(capsys, digits_run, tmp_path, "part", "--nfe", "20", "--guidance",
+                          "interval")
+    assert float((part - cfg).abs().max()) > 1e-3 and "20 NFE" not in text
 
 
 def _copy(run, where, **changes):

@@ -7,7 +7,8 @@ before anything is sampled.
   ``sigma in (0.28, 5.42]`` placed on the run's path by log-SNR, ``sigma = exp(-lam)``);
   ``adaptive``: CFG that drops the unconditional pass once the branches agree.
 - ``auto``: autoguidance (Karras et al. 2024) by ``--guide-checkpoint``, an earlier checkpoint
-  of the run (a ``checkpoints/step_*`` folder) or another run directory.
+  of the run (a ``checkpoints/step_*`` folder) or another run directory; with ``--interval``
+  only inside it.
 - ``classifier``: classifier guidance (Dhariwal & Nichol 2021) with a noise-aware classifier
   trained on the run's data and path on first use and kept in ``RUN/classifier/``.
 
@@ -122,6 +123,7 @@ def build(args: argparse.Namespace, run: TrainedRun) -> tuple[Any, int]:
         if args.guide_checkpoint is None:
             raise InterpolantError("--guidance auto needs --guide-checkpoint: an earlier "
                                    "checkpoint (RUN/checkpoints/step_*) or another run directory")
-        return guidance.AutoGuidance(den, load_guide(args.guide_checkpoint, run), args.scale), 2
+        weak = load_guide(args.guide_checkpoint, run)
+        return guidance.AutoGuidance(den, weak, args.scale, interval=args.interval), 2
     return guidance.ClassifierGuidance(den, _classifier(args, run), args.scale,
                                        conditional=True), 1

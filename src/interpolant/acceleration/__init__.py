@@ -15,7 +15,9 @@ Every method wraps (DESIGN.md: acceleration wraps a denoiser, it does not patch 
 - :func:`step_errors`: the per-call error of any of them against the plain denoiser;
 - :class:`TimeShift`: the Time-Shift Sampler's shifted network times (exposure bias);
 - :class:`DynamicCompensation`, :func:`fit_ratios`: DC-Solver's compensated model outputs;
-- :func:`learn_schedule`: the full calls of a cache learned on the final error (HarmoniCa).
+- :func:`learn_schedule`: the full calls of a cache learned on the final error (HarmoniCa);
+- :func:`calibrate_exits`, :class:`EarlyExitDiT`: fewer DiT blocks where the time step allows
+  it, within a measured error (after DeeDiff).
 """
 
 from ._wrap import network_of, rewrap, step_errors
@@ -23,6 +25,7 @@ from .cache import BlockCacheDiT, CacheSchedule, DeepCacheUNet, EncoderPropagati
 from .cache_search import LearnedSchedule, learn_schedule
 from .compensation import DynamicCompensation, fit_ratios
 from .compile import CastNetwork, CompiledNetwork, accelerate, compile_network, quantization
+from .early_exit import EarlyExitDiT, calibrate_exits
 from .quantize import (calibration_inputs, fake_quantize, quantize_int8, round_to_bits,
                        temporal_layers)
 from .search import DEFAULT_CANDIDATES, SearchResult, search
@@ -31,9 +34,9 @@ from .time_shift import TimeShift
 
 __all__ = [
     "BlockCacheDiT", "CacheSchedule", "CastNetwork", "CompiledNetwork", "DEFAULT_CANDIDATES",
-    "DeepCacheUNet", "DynamicCompensation", "EncoderPropagationUNet", "LearnedSchedule",
-    "SearchResult", "TimeShift", "accelerate", "calibration_inputs", "compile_network",
-    "fake_quantize", "fit_ratios", "learn_schedule", "model_statistics", "network_of",
-    "quantization", "quantize_int8", "rewrap", "round_to_bits", "search", "step_errors",
-    "temporal_layers",
+    "DeepCacheUNet", "DynamicCompensation", "EarlyExitDiT", "EncoderPropagationUNet",
+    "LearnedSchedule", "SearchResult", "TimeShift", "accelerate", "calibrate_exits",
+    "calibration_inputs", "compile_network", "fake_quantize", "fit_ratios", "learn_schedule",
+    "model_statistics", "network_of", "quantization", "quantize_int8", "rewrap", "round_to_bits",
+    "search", "step_errors", "temporal_layers",
 ]

@@ -1,6 +1,8 @@
 """``interpolant demo fewstep``: few-step students of one digits teacher, side by side.
 
-A U-Net teacher (unconditional, v-prediction on the cosine path) is trained on the 8x8 digits
+A U-Net teacher (unconditional, v-prediction on the linear VP path, whose log-SNR grids of 2 and
+4 steps split the time range evenly in log-SNR; the cosine path's first step from ``t = 1``
+would be all but idle for a 2-step student) is trained on the 8x8 digits
 into ``OUT/teacher``; each method of ``interpolant distill`` makes student runs of it under
 ``OUT/students``:
 
@@ -42,7 +44,7 @@ TEACHER_NFES = (5, 10, 20)
 TEACHER_SOLVERS = ("ddim", "dpm++2m", "unipc")
 GOAL = 1.5
 # Optimiser steps: the teacher's, and each student's (pd: per round, mmd: per NFE).
-FULL = {"teacher": 1500, "cd": 300, "ct": 400, "pd": 150, "reflow": 300, "mmd": 60, "n": 500,
+FULL = {"teacher": 1200, "cd": 300, "ct": 400, "pd": 150, "reflow": 300, "mmd": 60, "n": 500,
         "pairs": 2048, "batch": 64, "channels": 32}
 QUICK = {"teacher": 10, "cd": 2, "ct": 2, "pd": 2, "reflow": 2, "mmd": 2, "n": 40, "pairs": 16,
          "batch": 16, "channels": 8}
@@ -64,12 +66,12 @@ def _prepare(out: Path) -> None:
 
 
 def train_teacher(run_dir: Path, steps: int, channels: int = 32, seed: int = 0) -> float:
-    """An unconditional digits U-Net run (v-prediction, cosine path); its CPU seconds."""
+    """An unconditional digits U-Net run (v-prediction, linear VP path); its CPU seconds."""
     from ..models import build
     from ..training import TrainConfig, Trainer
 
     options = dict(TEACHER_MODEL, base_channels=channels)
-    config = RunConfig(model_options=options, seed=seed,
+    config = RunConfig(model_options=options, seed=seed, path="vp-linear",
                        train={"steps": steps, "batch_size": 64, "lr": 2e-3, "warmup": 50})
     x, _ = load_data(config)
     torch.manual_seed(seed)

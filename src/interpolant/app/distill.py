@@ -10,7 +10,7 @@ with, CPU seconds), so ``interpolant sample / eval / report`` use it like any ru
 =========  =====================================================  ============================
 method     the student's run                                      sample it with
 =========  =====================================================  ============================
-``cd``     consistency distillation, one batched DDIM teacher      ``ddim`` (deterministic
+``cd``     consistency distillation, one batched Heun teacher      ``ddim`` (deterministic
            step per interval; the student starts from the          multistep consistency), any
            teacher's weights, its consistency function ``f`` an    NFE
            ``x0`` prediction on the teacher's path
@@ -156,7 +156,7 @@ def distill_run(teacher_dir: str | os.PathLike[str], method: str,
     sigma_data = float(x.std())
     if method in ("cd", "ct"):
         fn = fs.consistency_distillation if method == "cd" else fs.consistency_training
-        extra = (dict(n=18, solver="ddim", prediction=prediction) if method == "cd"
+        extra = (dict(n=18, solver="heun", prediction=prediction) if method == "cd"
                  else dict(s1=160))
         cm = fn(den if method == "cd" else path, net, x, sigma_data=sigma_data, **extra,
                 **common)

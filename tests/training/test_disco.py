@@ -200,3 +200,22 @@ def test_bad_input_is_refused_in_one_line():
         LatentPrior(8, 8)
     with pytest.raises(InterpolantError, match="int64"):
         LatentPrior(2, 3).fit(torch.zeros(5, 3, dtype=torch.int64))
+
+
+def test_ideal_latents_make_few_step_sampling_closer_to_the_data():
+    """The paper's claim with exact fields: Euler on the latent-conditioned flows (z drawn from
+    the weights) lands much closer to the data law in 1 and 2 steps than on the plain flow
+    (sliced W2 on aniso2d, measured 1.04 -> 0.17 at 1 step, 0.43 -> 0.12 at 2, 0.10 -> 0.04 at
+    8; two data draws of this size are 0.02 apart)."""
+    from interpolant.metrics.distances import sliced_wasserstein
+
+    gmm, path, n = GaussianMixture.preset("aniso2d"), ip.paths.Linear(), 8000
+    data, g = gmm.sample(n, _gen(1)), _gen(0)
+    x1 = torch.randn(n, 2, generator=g, dtype=F64)
+    z = torch.multinomial(gmm.weights, n, replacement=True, generator=g)
+    for steps in (1, 2):
+        plain = ip.sample(gmm.denoiser(path), x1, solver="euler", steps=steps)
+        latent = ip.sample(ideal_latent_mixture(gmm).denoiser(path), x1, cond=z,
+                           solver="euler", steps=steps)
+        w_plain, w_latent = (sliced_wasserstein(x, data, n_projections=32) for x in (plain, latent))
+        assert w_latent < w_plain / 3, (steps, w_plain, w_latent)

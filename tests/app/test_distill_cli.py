@@ -76,6 +76,8 @@ def test_bad_input_is_refused_in_one_line_and_writes_nothing(capsys, digits_run,
         (("--model-options", '{"out_channels": 3}'), "data's shape"),
         (("--lr", "1e30", "--steps", "5"), r"diverged at step \d+ of 5"),
         (("--method", "pd", "--nfe", "3"), "power of two"),
+        (("--method", "pd", "--nfe", "2", "--teacher-nfe", "6"),
+         r"teacher's steps \(6\) must be --nfe \(2\) times a power of two"),
     ]
     for extra, message in cases:
         argv = ["cd", *extra] if extra[0] != "--method" else [extra[1], *extra[2:]]

@@ -19,8 +19,9 @@ Progressive distillation runs rounds 8 -> 4 -> 2 -> 1 steps; its ``nfe`` rows ar
 of the successive rounds, each sampled at its own step count, and the CPU time is cumulative.
 MLCM distils one network per step count (``nfe`` segments, a third of the steps each; on
 digits from the teacher's weights in its v parameterisation, as CD). MMD-DDM fine-tunes one
-network per sampler (DDIM, ``nfe`` uniform steps, a quarter of the steps): in 2-D the exact teacher plus a zero-initialised MLP correction, on digits the
-teacher's U-Net with pixel features.
+network per sampler (DDIM, ``nfe`` uniform steps, a quarter of the steps): in 2-D the exact
+teacher plus a zero-initialised MLP correction, on digits the teacher's U-Net with pixel
+features.
 ``--digits`` adds the 8x8 digits with a briefly trained U-Net teacher (Digits-FD against the
 test digits; :func:`run_digits`), about ``7 x --digits-seconds`` of CPU in all.
 

@@ -13,8 +13,10 @@ which is finite where ``alpha = 0`` (multiply through by ``alpha``) and gives ``
 exactly. A student started from a teacher's weights keeps the teacher's parameterisation instead
 (Luo et al. 2023, Latent Consistency Models, eq. 9): the raw network is the teacher's kind of
 prediction ``F(x, t)`` (``eps``, ``v``, ...) converted to a data prediction ``x0^`` on the path,
-and ``f(x, t) = alpha_min (c_skip x / alpha + (1 - c_skip) x0^)``, again exact at ``t_min``. The loss compares the student at the noisier point of a pair of adjacent grid points
-with a stop-gradient target at the cleaner one (eq. 10)::
+and ``f(x, t) = alpha_min (c_skip x / alpha + (1 - c_skip) x0^)``, again exact at ``t_min``.
+
+The loss compares the student at the noisier point of a pair of adjacent grid points with a
+stop-gradient target at the cleaner one (eq. 10)::
 
     L = lambda(t_n) d(f_theta(x_{n+1}, t_{n+1}), f_target(x_n, t_n))
 

@@ -13,9 +13,10 @@ loss vanishes at the exact consistency function ``f*(x, t) = Phi(x, t -> t_min)`
 The cheap teacher step is one step of ``ddim``, ``euler`` or ``heun`` for the whole batch, each row
 over its own interval, in one network call (two for Heun) (:func:`one_step_pairs`)::
 
-    ddim:  x^_n = (sigma_n / sigma_{n+1}) x_{n+1} + (alpha_n - sigma_n alpha_{n+1} / sigma_{n+1}) x0^
-    euler: x^_n = x_{n+1} + (t_n - t_{n+1}) u(x_{n+1}, t_{n+1})
-    heun:  x^_n = x_{n+1} + (t_n - t_{n+1}) (u(x_{n+1}, t_{n+1}) + u(x', t_n)) / 2,  x' the Euler point
+    ddim:  x^_n = (sigma_n / sigma_{n+1}) x_{n+1}
+                  + (alpha_n - sigma_n alpha_{n+1} / sigma_{n+1}) x0^(x_{n+1}, t_{n+1})
+    euler: x^_n = x' = x_{n+1} + (t_n - t_{n+1}) u(x_{n+1}, t_{n+1})
+    heun:  x^_n = x_{n+1} + (t_n - t_{n+1}) (u(x_{n+1}, t_{n+1}) + u(x', t_n)) / 2
 
 with ``x0^`` the teacher's data prediction and ``u`` its probability-flow velocity; other solvers
 (or several substeps) run once per interval present in the batch.

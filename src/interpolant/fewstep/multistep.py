@@ -18,10 +18,11 @@ model, per segment) and makes the ``K``-step sampler plain DDIM on the boundary 
 is an ordinary denoiser (a copy of the teacher's network, its prediction), sampled with
 ``ddim`` in ``K`` steps. ``K = 1`` is consistency distillation in DDIM form.
 
-Training as MLCM does: each segment is cut into ``n`` equal intervals of ``t``; draw an interval ``[t_i, t_{i+1}]``, ``x_{i+1}`` from the data, one
-teacher ODE step to ``x^_i`` (:func:`.distillation.one_step_pairs`), and minimise
-``d(f_theta(x_{i+1}, t_{i+1}), sg f_{theta-}(x^_i, t_i))`` with the boundary ``s`` of the interval's
-segment on both sides (where ``t_i = s`` the target is ``x^_i`` itself).
+Training as MLCM does: each segment is cut into ``n`` equal intervals of ``t``; draw an
+interval ``[t_i, t_{i+1}]``, ``x_{i+1}`` from the data, one teacher ODE step to ``x^_i``
+(:func:`.distillation.one_step_pairs`), and minimise
+``d(f_theta(x_{i+1}, t_{i+1}), sg f_{theta-}(x^_i, t_i))`` with the boundary ``s`` of the
+interval's segment on both sides (where ``t_i = s`` the target is ``x^_i`` itself).
 """
 
 from __future__ import annotations

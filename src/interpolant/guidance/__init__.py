@@ -61,6 +61,8 @@ __all__ = [
 ]
 
 # Inference-time scaling (issue 11): exact tilted targets, particles, search, events.
+from .driftlite import CONTROLS as DRIFT_CONTROLS  # noqa: E402
+from .driftlite import driftlite  # noqa: E402
 from .events import EventEstimate, event_probability, halfspace_probability  # noqa: E402
 from .particles import Particles, ess, resample_indices, smc  # noqa: E402
 from .search import SearchResult, best_of_n, path_search, zero_order  # noqa: E402
@@ -70,8 +72,9 @@ from .tilted import (LinearReward, QuadraticReward, exact_twist, tilted,  # noqa
                      tilted_log_normalizer)
 
 __all__ += [
-    "EventEstimate", "LinearReward", "Particles", "QuadraticReward", "STEERING_METHODS",
-    "SearchResult", "best_of_n", "ess", "event_probability", "exact_twist",
+    "DRIFT_CONTROLS", "EventEstimate", "LinearReward", "Particles", "QuadraticReward",
+    "STEERING_METHODS", "SearchResult", "best_of_n", "driftlite", "ess", "event_probability",
+    "exact_twist",
     "halfspace_probability", "path_search", "resample_indices", "smc", "steer", "tilted",
     "tilted_log_normalizer", "zero_order",
 ]

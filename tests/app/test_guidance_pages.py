@@ -40,3 +40,19 @@ def test_composition_page(trained, tmp_path):
     assert all(0.0 <= r["reads_first"] <= 1.0 and 0.0 <= r["reads_second"] <= 1.0 for r in rows)
     cells = section.grids[0].cells
     assert len(cells) == 3 + 2 * 2 and all(Path(p).is_file() for p in cells.values())
+
+
+@pytest.mark.parametrize("name", ["vp-cosine", "vp-linear", "edm"])
+def test_default_interval_is_the_papers_sigma_interval(name):
+    """Kynkäänniemi et al. guide for EDM sigma in (0.28, 5.42]; on any path that is the same
+    log-SNR, sigma / alpha = exp(-lam)."""
+    import math
+
+    from interpolant import paths
+    from interpolant.app.guide import default_interval
+
+    path = paths.get(name)
+    lo, hi = default_interval(path)
+    assert lo < hi
+    for t, sigma in ((lo, 0.28), (hi, 5.42)):
+        assert math.exp(-float(path.lam(t))) == pytest.approx(sigma, rel=1e-9)

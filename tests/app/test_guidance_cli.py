@@ -121,3 +121,25 @@ def test_guidance_refusals_of_runs(digits_run, tmp_path, capsys, files_under):
         assert code == 2 and len(lines) == 1 and lines[0].startswith("interpolant: error:"), err
         assert words in lines[0], lines[0]
         assert files_under(tmp_path) | files_under(digits_run) == before
+
+
+def test_classifier_guidance_at_scale_zero_is_the_conditional_model(digits_run, tmp_path,
+                                                                    capsys):
+    """--guidance classifier guides the conditional model by the run's noise-aware classifier
+    (here an untrained one, saved where the command keeps it): at scale 0 it adds nothing."""
+    from safetensors.torch import save_file
+
+    from interpolant.guidance import NoiseAwareClassifier
+
+    run = _copy(digits_run, tmp_path / "run")
+    (run / "classifier").mkdir()
+    net = NoiseAwareClassifier(64, 10)
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()},
+              str(run / "classifier" / "classifier.safetensors"))
+    plain, _ = _samples(capsys, run, tmp_path, "plain", "--nfe", "8")
+    zero, _ = _samples(capsys, run, tmp_path, "zero", "--nfe", "8", "--guidance", "classifier",
+                       "--scale", "0")
+    assert torch.equal(zero, plain)
+    pushed, _ = _samples(capsys, run, tmp_path, "pushed", "--nfe", "8", "--guidance",
+                         "classifier", "--scale", "30")
+    assert float((pushed - plain).abs().max()) > 1e-3

@@ -36,7 +36,7 @@ TASKS = {"inpaint": "digits-masked", "sr": "digits-lowres"}
 METHODS = ("ddnm", "pigdm", "dps")
 NFES = (4, 10, 20)
 SIGMA_Y = 0.05
-FULL = {"steps": 1500, "batch_size": 64, "count": 60, "shown": 10}
+FULL = {"steps": 1000, "batch_size": 64, "count": 40, "shown": 10}
 QUICK = {"steps": 6, "batch_size": 16, "count": 4, "shown": 4}
 MODEL = {"base_channels": 16, "channel_mults": [1, 2], "attention_levels": []}
 

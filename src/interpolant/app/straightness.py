@@ -97,7 +97,7 @@ def straightness_page(out: Path, quick: bool = False) -> report.Section:
     """Train one flow per coupling and measure it (seconds with ``quick``)."""
     p0 = GaussianMixture.preset("aniso2d")
     path = Interpolant.linear()
-    steps, n = (30, 256) if quick else (1500, 2048)
+    steps, n = (30, 256) if quick else (800, 2048)
     gen = torch.Generator().manual_seed(1)
     x1 = torch.randn(n, 2, generator=gen)
     truth = p0.sample(n, gen).float()

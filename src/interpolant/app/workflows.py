@@ -108,7 +108,10 @@ def demo_config(steps: int | None = None, quick: bool = False) -> RunConfig:
         return RunConfig(model_options={"base_channels": 16, "attention_levels": []},
                          train={"steps": steps or 20, "batch_size": 32, "log_every": 5,
                                 "checkpoint_every": 10})
-    return RunConfig(train={"steps": steps or DEMO_STEPS})
+    # checkpoints every 400 steps, all four kept: the report's autoguidance is guided by the
+    # run's own oldest one (step 400), a weaker version of the same model (Karras et al. 2024)
+    return RunConfig(train={"steps": steps or DEMO_STEPS, "checkpoint_every": 400,
+                            "keep_checkpoints": 4})
 
 
 def demo(out: str | Path = "runs/demo", steps: int | None = None, quick: bool = False,

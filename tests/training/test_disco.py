@@ -16,8 +16,9 @@ import interpolant as ip
 from interpolant.errors import InterpolantError
 from interpolant.interpolants import CoupledMixture, Interpolant
 from interpolant.oracle import GaussianMixture
-from interpolant.training.disco import (DisCoObjective, DiscreteEncoder, LatentMLP, LatentPrior,
-                                        gumbel_softmax, ideal_latent_mixture, latent_curvature)
+from interpolant.interpolants.latents import ideal_latent_mixture, latent_curvature
+from interpolant.models.latent import LatentMLP
+from interpolant.training.disco import DisCoObjective, DiscreteEncoder, LatentPrior, gumbel_softmax
 
 F64 = torch.float64
 

@@ -12,7 +12,7 @@ import torch
 import interpolant as ip
 from interpolant.errors import InterpolantError
 from interpolant.oracle import GaussianMixture
-from interpolant.training.disco import LatentMLP
+from interpolant.models.latent import LatentMLP
 from interpolant.training.qac import BinaryEncoder, QACObjective, bits_onehot
 
 F64 = torch.float64

@@ -26,8 +26,9 @@ from ..metrics.distances import sliced_wasserstein
 from ..models import MLP
 from ..oracle import GaussianMixture
 from ..training import TrainConfig, Trainer
-from ..training.disco import (DisCoObjective, DiscreteEncoder, LatentMLP, LatentPrior,
-                              ideal_latent_mixture)
+from ..interpolants.latents import ideal_latent_mixture
+from ..models.latent import LatentMLP
+from ..training.disco import DisCoObjective, DiscreteEncoder, LatentPrior
 from ..training.qac import BinaryEncoder, QACObjective
 
 F64 = torch.float64

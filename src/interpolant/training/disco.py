@@ -14,10 +14,11 @@ a prior ``p_psi(z) = prod_l p(z_l | z_<l)`` is fitted to the encoder's codes (th
 autoregressive transformer; here exact tables, the maximum-likelihood autoregressive model for
 few latents); sampling draws ``z ~ p_psi`` and integrates the ODE of ``F_theta(., ., z)``.
 
-With the ideal encoder of a Gaussian mixture (``z`` = the component) the conditional denoiser
-is the component's Gaussian denoiser (the class-conditional oracle with one class per component:
-:func:`ideal_latent_mixture`) and the ODE's curvature falls by ``E int |u(x_t|z) - u(x_t)|^2 dt``
-(:func:`latent_curvature`): the latents take the multimodality off the noise-to-data map.
+The network is :class:`~interpolant.models.latent.LatentMLP` (points conditioned on codes). With
+the ideal encoder of a Gaussian mixture (``z`` = the component) the conditional denoiser is the
+component's Gaussian denoiser and the ODE's curvature falls by ``E int |u(x_t|z) - u(x_t)|^2 dt``
+(:mod:`interpolant.interpolants.latents`): the latents take the multimodality off the
+noise-to-data map.
 """
 
 from __future__ import annotations
@@ -28,15 +29,10 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import InterpolantError
-from ..models.embeddings import check_time
-from ..models.mlp import MLP
-from ..oracle import GaussianMixture
 from ..paths import GaussianPath
-from ..paths.interpolant import Interpolant
 from .objectives import Objective
 
-__all__ = ["DiscreteEncoder", "LatentMLP", "DisCoObjective", "LatentPrior",
-           "ideal_latent_mixture", "latent_curvature", "gumbel_softmax"]
+__all__ = ["DiscreteEncoder", "DisCoObjective", "LatentPrior", "gumbel_softmax"]
 
 
 def gumbel_softmax(logits: Tensor, tau: float, hard: bool = True,
@@ -81,49 +77,6 @@ class DiscreteEncoder(nn.Module):
     def codes(self, x0: Tensor) -> Tensor:
         """The most likely codes ``argmax q(z | x_0)``, int64 ``(B, n_latents)``."""
         return self(x0).argmax(-1)
-
-
-class LatentMLP(MLP):
-    """:class:`~interpolant.models.MLP` conditioned on discrete latents instead of a label:
-    ``cond`` is int64 codes ``(B, L)`` or (relaxed) one-hots ``(B, L, K)``, embedded linearly
-    (a one-hot times the table is the code's row, so gradients reach a Gumbel-softmax encoder)
-    and added to the time embedding."""
-
-    arch = "latent-mlp"
-
-    def __init__(self, dim: int, n_latents: int = 1, codebook: int = 8, hidden: int = 256,
-                 depth: int = 4, time_dim: int = 64) -> None:
-        super().__init__(dim, hidden, depth, None, time_dim)
-        self._store_config(dim=dim, n_latents=n_latents, codebook=codebook, hidden=hidden,
-                           depth=depth, time_dim=time_dim)
-        self.n_latents, self.codebook = n_latents, codebook
-        self.latent_embed = nn.Linear(n_latents * codebook, hidden, bias=False)
-
-    def onehot(self, cond: Any, batch: int, dtype: torch.dtype) -> Tensor:
-        """``cond`` as ``(B, L * K)`` one-hots."""
-        shape = (batch, self.n_latents)
-        if isinstance(cond, Tensor) and cond.shape == shape and not cond.is_floating_point():
-            if cond.min() < 0 or cond.max() >= self.codebook:
-                raise InterpolantError(f"latent codes must lie in [0, {self.codebook}), got "
-                                       f"{int(cond.min())}..{int(cond.max())}")
-            cond = nn.functional.one_hot(cond, self.codebook)
-        elif not (isinstance(cond, Tensor) and cond.shape == (*shape, self.codebook)):
-            got = tuple(cond.shape) if isinstance(cond, Tensor) else type(cond).__name__
-            raise InterpolantError(f"LatentMLP needs cond = int64 codes {shape} or one-hots "
-                                   f"{(*shape, self.codebook)}, got {got}; draw codes with "
-                                   "LatentPrior.sample or DiscreteEncoder.codes")
-        return cond.to(dtype).flatten(1)
-
-    def forward(self, x: Tensor, t: Tensor, cond: Any = None) -> Tensor:
-        self._check_x(x)
-        t = check_time(t, x.shape[0])
-        c = self.time_embed(t.to(x.dtype)) + self.latent_embed(
-            self.onehot(cond, x.shape[0], x.dtype))
-        c = nn.functional.silu(c)
-        h = self.input(x)
-        for block in self.blocks:
-            h = block(h, c)
-        return self.output(nn.functional.silu(self.out_norm(h)))
 
 
 class DisCoObjective(nn.Module):
@@ -213,30 +166,3 @@ class LatentPrior:
         if len(codes) and (codes.min() < 0 or codes.max() >= self.codebook):
             raise InterpolantError(f"codes must lie in [0, {self.codebook})")
         return codes.long()
-
-
-def ideal_latent_mixture(gmm: GaussianMixture) -> GaussianMixture:
-    """The mixture with one class per component: its ``denoiser(path)(x, t, cond=z)`` is the
-    ideal DisCo-Diff denoiser ``E[x_0 | x_t, z]`` of the encoder ``z(x_0)`` = the component."""
-    return GaussianMixture(gmm.means, gmm.covs, gmm.weights,
-                           labels=torch.arange(gmm.n_components))
-
-
-def latent_curvature(gmm: GaussianMixture, path: Interpolant, n: int = 2048, nodes: int = 16,
-                     seed: int = 0) -> tuple[float, float]:
-    """``(S, S_z)``: the exact curvature (Lee et al. 2023, eq. 6) of the independent flow from
-    ``N(0, I)`` to ``gmm``, and of DisCo-Diff's flows given the ideal latent,
-    ``S_z = sum_k w_k S(component k)``; ``S - S_z = E int |u(x_t | z) - u(x_t)|^2 dt``."""
-    from ..interpolants.oracle import CoupledMixture
-    from ..processes.curvature import curvature
-
-    d = gmm.dim
-    zero, eye = torch.zeros(d, d, dtype=torch.float64), torch.eye(d, dtype=torch.float64)
-
-    def s_of(p0: GaussianMixture, k: int) -> float:
-        flow = CoupledMixture(p0, zero, eye, path)
-        return curvature(flow.velocity, flow.sample, path, n=n, nodes=nodes, seed=seed + k)
-
-    parts = [s_of(GaussianMixture(gmm.means[k:k + 1], gmm.covs[k:k + 1]), k + 1)
-             for k in range(gmm.n_components)]
-    return s_of(gmm, 0), float(sum(w * s for w, s in zip(gmm.weights.tolist(), parts)))

@@ -3,12 +3,13 @@ few bits conditions the denoiser, trained jointly with it and with no extra regu
 
 Liang, Tian, Yu, Tang, Hu, Fang & Chen, "Learning Quantized Adaptive Conditions for Diffusion
 Models" (ECCV 2024): the condition ``c = Q(E_phi(x_0))`` of each datum lets the network's ODE
-trajectories bend less (the curvature reduction :func:`~interpolant.training.disco.latent_curvature`
-measures for ideal codes), so few-NFE sampling improves; at sampling time the condition is drawn
-from the codes of the training data. Here ``Q`` is 1-bit scalar quantisation per dimension,
+trajectories bend less (the curvature reduction
+:func:`~interpolant.interpolants.latents.latent_curvature` measures for ideal codes), so
+few-NFE sampling improves; at sampling time the condition is drawn from the codes of the
+training data. Here ``Q`` is 1-bit scalar quantisation per dimension,
 ``c = sign(h)`` with the straight-through gradient ``dc/dh = 1`` (``c = h + stopgrad(sign(h) -
 h)``); ``d`` bits address ``2^d`` conditions. The pieces are DisCo-Diff's with a codebook of 2
-per latent: the network is :class:`~interpolant.training.disco.LatentMLP` with
+per latent: the network is :class:`~interpolant.models.latent.LatentMLP` with
 ``codebook=2`` (bit ``b`` as code ``(1 + c_b) / 2``) and the condition law a
 :class:`~interpolant.training.disco.LatentPrior` over the bits, fitted on the encoder's codes.
 """

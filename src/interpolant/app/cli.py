@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from ..bench import NAMES as BENCHMARKS
 from ..errors import InterpolantError
 from . import user_cli
-from .options import add_guidance_options, add_restore_edit_parsers
+from .options import add_guidance_options, add_restore_edit_parsers, add_steer_options
 from .cmd_distill import add_parser as add_distill_parser, run as _distill
 from .cmd_invert import add_parser as add_invert_parser, run as _invert
 from .recipe_run import add_argument as add_recipe_argument, apply_recipe
@@ -94,6 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="picture, .png or .jpg, or a folder for "
                    "SOLVER_NFE.png (default RUN/samples/SOLVER_NFE.png)")
     add_guidance_options(p)
+    add_steer_options(p)
     user_cli.add_sample_options(p)
     add_sample_options(p)
 
@@ -209,6 +210,11 @@ def _sample(args: argparse.Namespace) -> int:
         check_picture_name(args.out)
     run = load_trained(args.run_dir)
     run.denoiser = accelerated(args, run)
+    if args.steer is not None:
+        from .cmd_steer import sample_steered
+
+        _say_skipped(run)
+        return sample_steered(args, run)
     if args.label is not None or args.guidance is not None:
         from .commands import sample_guided
 
@@ -248,6 +254,10 @@ def _eval(args: argparse.Namespace) -> int:
 
     if (code := dispatch("eval", args)) is not None:
         return code
+    from .interpolant_run import eval_command, is_interpolant_run
+
+    if is_interpolant_run(args.run_dir):
+        return eval_command(args)
     args.solvers = args.solvers or ["ddim", "heun", "dpm++2m", "unipc", "dpm++3m"]
     setup()
     check_count(args.n)

@@ -21,6 +21,17 @@ def add_guidance_options(p: argparse.ArgumentParser) -> None:
                    "an earlier checkpoint (RUN/checkpoints/step_*) or another run directory")
 
 
+def add_steer_options(p: argparse.ArgumentParser) -> None:
+    """``--steer``, ``--particles`` and ``--steer-method`` of ``interpolant sample`` (run by
+    :mod:`.cmd_steer`)."""
+    p.add_argument("--steer", help="steer toward a reward: confidence (the digits classifier's "
+                   "log-probability of --label) or stroke (mean ink)")
+    p.add_argument("--particles", type=int, default=8, help="--steer: particles (or search "
+                   "candidates) per sample, the most compute compared")
+    p.add_argument("--steer-method", default="fk", help="--steer: fk, smc, best-of-n, "
+                   "zero-order or paths")
+
+
 def add_restore_edit_parsers(sub: argparse._SubParsersAction, fmt: type) -> None:
     """The ``restore`` and ``edit`` commands."""
     p = sub.add_parser("restore", formatter_class=fmt, help="restore degraded held-out "

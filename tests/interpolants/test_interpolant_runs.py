@@ -54,8 +54,18 @@ def test_a_masked_run_records_its_process_and_restores_held_out_digits(masked_ru
     assert restored.shape == (6, 1, 8, 8) and bool(torch.isfinite(restored).all())
 
 
+def test_eval_measures_each_solver_and_budget(masked_run, capsys):
+    code, stdout, _ = run_cli(capsys, "eval", "--run-dir", masked_run, "--n", 6, "--nfe", "2,4")
+    assert code == 0, stdout
+    result = json.loads((masked_run / "interpolant_eval.json").read_text())
+    assert [(r["solver"], r["nfe"]) for r in result["rows"]] == [
+        ("euler", 2), ("euler", 4), ("heun", 2), ("heun", 4)]
+    assert all(r["psnr"] > 0 and r["digits_fd"] >= 0 for r in result["rows"])
+
+
 @pytest.mark.parametrize("argv,message", [
-    (("eval",), "stochastic-interpolant run"),
+    (("eval", "--solvers", "ddim"), "sampled with euler or heun"),
+    (("edit", "--index", "1", "--to-label", "2"), "stochastic-interpolant run"),
     (("restore",), "stochastic-interpolant run"),
     (("sample", "--solver", "dpm++2m"), "sampled with euler or heun"),
     (("sample", "--solver", "heun", "--nfe", "1"), "give --nfe 2 or more"),

@@ -31,7 +31,7 @@ from interpolant.inverse import Blur, Downsample, Inpaint, Linear, mixture_momen
 STEPS = 100
 N = 1000
 METHODS = [("dps", {}), ("pigdm", {}), ("ddnm", {}), ("repaint", {}),
-           ("repaint r=4", {"jump": 5, "resample": 4}), ("red-diff", {})]
+           ("repaint r=4", {"jump": 5, "resample": 4}), ("red-diff", {}), ("gdp", {})]
 
 
 def _gauss4d() -> ip.oracle.GaussianMixture:
@@ -72,7 +72,7 @@ def table(label: str, prior: ip.oracle.GaussianMixture, op: ip.inverse.Operator,
              "| method | mean err | SW2 | |Ax - y| | NFE | s |", "|---|---|---|---|---|---|"]
     for name, opts in METHODS:
         method = name.split()[0]
-        opts = {**opts, "data_var": data_var} if method in ("pigdm", "ddnm") else opts
+        opts = {**opts, "data_var": data_var} if method in ("pigdm", "ddnm", "gdp") else opts
         if method == "dps" and sigma_y == 0:
             opts = {**opts, "zeta": 30.0}
         den = prior.denoiser(ip.paths.VPLinear())

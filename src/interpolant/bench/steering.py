@@ -7,7 +7,8 @@ exact mixture :func:`interpolant.guidance.tilted`.
 
 - ``particles``: FK steering (difference / max / sum potentials, DDPM 60 steps, ESS-triggered
   systematic resampling) and twisted SMC with the exact twist and tilted proposal, against
-  particle count ``K``: ``mean err`` (RMS over runs of ``|weighted mean - exact mean|``),
+  particle count ``K``, beside DriftLite (Feynman-Kac correctors on the annealed tilt, EM 60
+  steps) with no drift, reward guidance and variance-controlling guidance: ``mean err`` (RMS over runs of ``|weighted mean - exact mean|``),
   ``mass err`` (mean L1 error of the mode masses), ``ESS/K`` at the end, NFE per run (all
   particles); the last column is ``sqrt(tr Cov / K)``, an exact sampler's RMS mean error.
 - ``search``: best-of-N (DPM-Solver++(2M), 20 steps) for a linear reward: mean reward against
@@ -29,8 +30,8 @@ import torch
 
 import interpolant as ip
 from interpolant.guidance import (LinearReward, QuadraticReward, best_of_n, event_probability,
-                                  exact_twist, halfspace_probability, path_search, smc, steer,
-                                  tilted, zero_order)
+                                  driftlite, exact_twist, halfspace_probability, path_search,
+                                  smc, steer, tilted, zero_order)
 
 F64 = torch.float64
 GMM = ip.oracle.GaussianMixture.preset("aniso2d")
@@ -64,7 +65,8 @@ def particles_table() -> str:
     variants = [("FK difference", {}), ("FK max", {"potential": "max"}),
                 ("FK sum", {"potential": "sum"}),
                 ("SMC exact twist", {"potential": exact_twist(GMM, QUAD, PATH),
-                                     "proposal": target.denoiser(PATH)})]
+                                     "proposal": target.denoiser(PATH)}),
+                *[(f"DriftLite {c}", {"control": c}) for c in ("none", "guidance", "vcg")]]
     lines = ["| sampler | K | mean err | mass err | ESS/K | NFE | s | exact-sampler err |",
              "|---|---|---|---|---|---|---|---|"]
     for name, opts in variants:
@@ -73,7 +75,8 @@ def particles_table() -> str:
             runs = []
             for rep in range(RUNS):
                 g = torch.Generator().manual_seed(1000 * k + rep)
-                runs.append(smc(den, torch.randn(k, 2, generator=g, dtype=F64), QUAD, steps=60,
+                run = driftlite if "control" in opts else smc
+                runs.append(run(den, torch.randn(k, 2, generator=g, dtype=F64), QUAD, steps=60,
                                 grid="quadratic", generator=g, **opts))
             secs = (time.perf_counter() - start) / RUNS
             err, mass, ess = _errors(runs, target)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from interpolant.app.interpolant_demo import METHODS, TASKS, _clear, interpolant_demo
+from interpolant.app.straightness import COUPLINGS
 from interpolant.errors import InterpolantError
 
 
@@ -20,6 +21,7 @@ def test_quick_demo_writes_the_comparison_and_straightness_pages(tmp_path):
     for source in TASKS.values():
         assert f"interpolant from {source}" in html
     assert f"gaussian + {METHODS[0]}" in html and "independent (exact field)" in html
+    assert all(f">{coupling}</td>" in html for coupling in COUPLINGS)
     for name in ("interpolant_inpaint.png", "interpolant_sr.png", "straightness_ot.png"):
         assert (tmp_path / "demo" / "pages" / name).is_file()
     _clear(tmp_path / "demo")  # a second demo replaces its own folder

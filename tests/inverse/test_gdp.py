@@ -10,6 +10,7 @@ import torch
 import interpolant as ip
 from interpolant.errors import InterpolantError
 from interpolant.inverse import Inpaint, gdp, mixture_moments, restore
+from interpolant.inverse.gdp import gaussian_blur
 from interpolant.oracle import GaussianMixture
 from interpolant.solvers.sampling import make_grid
 from support.moments import matches
@@ -61,6 +62,29 @@ def test_gdp_recovers_an_unknown_light_factor(seed, gain):
                 _gen(4), phi=torch.tensor([1.0]), lr=0.5, sigma_y=sy, data_var=c)
     assert abs(float(f) / f_mle - 1) < 0.025, (float(f), f_mle)
     assert float((x0.mean(0) * float(f) - y).pow(2).mean().sqrt()) < 3 * math.sqrt(c) * gain
+
+
+def test_gdp_recovers_an_unknown_blur_width():
+    """y = blur_s(x) + 0.02 n (circular Gaussian, s = 1.5) of a 64-D N(m, 0.3 I) sample: from
+    s = 0.8, GDP's width (40 steps, lr 2) is within 3% of the exact maximum-likelihood width of
+    p(y | s) = N(H_s m, 0.3 H_s H_s^T + sigma_y^2 I) (a grid search), itself within 5% of 1.5."""
+    c, sy, d, s_true = 0.3, 0.02, 64, 1.5
+    prior = _iso(d, c, 1)
+    y = gaussian_blur(prior.sample(1, _gen(11)), s_true)[0]
+    y = y + sy * torch.randn(d, generator=_gen(21), dtype=F64)
+    widths = torch.linspace(0.8, 2.5, 341, dtype=F64)
+    eye = torch.eye(d, dtype=F64)
+    log_lik = []
+    for s in widths:
+        h = gaussian_blur(eye, s).T  # rows: the blur of each basis vector, transposed
+        law = torch.distributions.MultivariateNormal(h @ prior.means[0], c * h @ h.T + sy**2 * eye)
+        log_lik.append(float(law.log_prob(y)))
+    s_mle = float(widths[int(torch.tensor(log_lik).argmax())])
+    assert abs(s_mle / s_true - 1) < 0.05
+    x1 = torch.randn(8, d, generator=_gen(3), dtype=F64)
+    _, s_gdp = gdp(prior.denoiser(PATH), gaussian_blur, y, x1, make_grid(None, PATH, 40), _gen(4),
+                   phi=torch.tensor(0.8, dtype=F64), lr=2.0, sigma_y=sy, data_var=c)
+    assert abs(float(s_gdp) / s_mle - 1) < 0.03, (float(s_gdp), s_mle)
 
 
 @pytest.mark.parametrize("kwargs, match", [

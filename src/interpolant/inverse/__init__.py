@@ -16,7 +16,7 @@ estimated by :func:`estimate_sigma_y` (maximum evidence under a Gaussian-mixture
 >>> x = ip.inverse.restore(den, op, y, sigma_y, method="pigdm", n=16, steps=50)  # doctest: +SKIP
 """
 
-from .gdp import gdp
+from .gdp import gaussian_blur, gdp
 from .guided import DDNM, DPS, MeasurementGuided, PiGDM
 from .imaging import Blur, Downsample, Inpaint
 from .noise import estimate_sigma_y, log_evidence
@@ -42,6 +42,7 @@ __all__ = [
     "PiGDM",
     "Reshaped",
     "estimate_sigma_y",
+    "gaussian_blur",
     "gdp",
     "log_evidence",
     "mixture_moments",

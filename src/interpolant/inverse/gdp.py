@@ -32,7 +32,7 @@ from ..solvers import Noise
 from .operators import positive_float
 from .posterior import check_sigma_y
 
-__all__ = ["gdp"]
+__all__ = ["gdp", "gaussian_blur"]
 
 Degradation = Callable[[Tensor, Tensor], Tensor]  # D(x batch, phi) -> measurement batch
 
@@ -54,6 +54,17 @@ def _loss_gradients(degrade: Degradation, y: Tensor, x0: Tensor,
             return gx, None
         gx, gp = torch.autograd.grad(loss, (xg, pg))
     return gx, gp / (x0.shape[0] * y[0].numel())
+
+
+def gaussian_blur(x: Tensor, std: Tensor | float, radius: int = 4) -> Tensor:
+    """Circular Gaussian blur of the last dimension of ``x`` with the ``2 radius + 1`` taps
+    ``exp(-j^2 / (2 std^2))`` (normalised), differentiable in ``std``: a degradation family for
+    :func:`gdp` (``degrade = gaussian_blur``, ``phi`` the width)."""
+    std = torch.as_tensor(std, dtype=x.dtype)
+    taps = torch.arange(-radius, radius + 1, dtype=x.dtype)
+    w = torch.exp(-0.5 * (taps / std) ** 2)
+    w = w / w.sum()
+    return sum(w[i] * torch.roll(x, int(taps[i]), dims=-1) for i in range(taps.numel()))
 
 
 def gdp(den: Any, degrade: Degradation, y: Tensor, x: Tensor, ts: Tensor,

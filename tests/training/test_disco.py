@@ -220,3 +220,36 @@ def test_ideal_latents_make_few_step_sampling_closer_to_the_data():
                            solver="euler", steps=steps)
         w_plain, w_latent = (sliced_wasserstein(x, data, n_projections=32) for x in (plain, latent))
         assert w_latent < w_plain / 3, (steps, w_plain, w_latent)
+
+
+def test_null_latents_train_and_guide_like_labels():
+    """``NULL_LABEL`` codes embed like all-zero one-hots, one latent may come as ``(B,)``
+    codes, so ``CFG`` over the latents is ``D_null + w (D_z - D_null)`` with one network; with
+    ``drop=1`` the objective is the null-conditioned loss and the encoder gets no gradient."""
+    from interpolant.labels import NULL_LABEL
+
+    torch.manual_seed(0)
+    net = LatentMLP(2, n_latents=1, codebook=4, hidden=16, depth=1).double()
+    with torch.no_grad():
+        net.output.weight.normal_()
+    x, t = torch.randn(6, 2, generator=_gen(0), dtype=F64), torch.rand(6, dtype=F64)
+    z = torch.randint(0, 4, (6,), generator=_gen(1))
+    null = torch.full((6,), NULL_LABEL)
+    zeros = torch.zeros(6, 1, 4, dtype=F64)
+    assert torch.equal(net(x, t, null), net(x, t, zeros))
+    assert torch.equal(net(x, t, z), net(x, t, z[:, None]))
+    den, w = ip.Denoiser(net, ip.paths.VPCosine(), prediction="x0"), 2.5
+    guided = ip.guidance.CFG(den, scale=w)(x, t, z, "x0")
+    want = net(x, t, null) + w * (net(x, t, z) - net(x, t, null))
+    assert torch.allclose(guided, want, atol=1e-12)
+    encoder = DiscreteEncoder(2, codebook=4, hidden=8).double()
+    objective = DisCoObjective(encoder, ip.paths.VPCosine(), "x0", drop=1.0)
+    noise = torch.randn(6, 2, generator=_gen(2), dtype=F64)
+    loss = objective(net, x, noise, t)
+    assert torch.allclose(loss, objective.base(net, x, noise, t, null))
+    loss.backward()
+    assert all(p.grad is None or not p.grad.any() for p in encoder.parameters())
+    with pytest.raises(InterpolantError, match="drop rate"):
+        DisCoObjective(encoder, ip.paths.VPCosine(), drop=1.5)
+    with pytest.raises(InterpolantError, match="NULL_LABEL"):
+        net(x, t, torch.full((6,), -2))

@@ -83,15 +83,19 @@ class DisCoObjective(nn.Module):
     """DisCo-Diff's joint loss as a :class:`~interpolant.training.Trainer` objective (an
     ``nn.Module``: the encoder trains and checkpoints with the network): the ``Objective(path,
     target, density, weight)`` loss of the network conditioned on straight-through
-    Gumbel-softmax codes of ``x_0`` at temperature ``tau``."""
+    Gumbel-softmax codes of ``x_0`` at temperature ``tau``. ``drop``: the share of samples whose
+    codes are replaced by the null condition (all-zero one-hots), so that classifier-free
+    guidance over the latents can be sampled (``NULL_LABEL`` codes)."""
 
     def __init__(self, encoder: DiscreteEncoder, path: GaussianPath, target: str = "eps",
                  density: Any = "uniform", weight: Any = "uniform", tau: float = 1.0,
-                 hard: bool = True) -> None:
+                 hard: bool = True, drop: float = 0.0) -> None:
         super().__init__()
         if not tau > 0:
             raise InterpolantError(f"the Gumbel-softmax temperature tau must be > 0, got {tau}")
-        self.encoder, self.tau, self.hard = encoder, float(tau), bool(hard)
+        if not 0 <= drop <= 1:
+            raise InterpolantError(f"the latent drop rate must lie in [0, 1], got {drop}")
+        self.encoder, self.tau, self.hard, self.drop = encoder, float(tau), bool(hard), drop
         self.base = Objective(path, target, density, weight)
 
     def sample_time(self, n: int, generator: torch.Generator | None = None) -> Tensor:
@@ -103,6 +107,9 @@ class DisCoObjective(nn.Module):
             raise InterpolantError("DisCo-Diff conditions the network on its own latents; "
                                    "train it without labels")
         z = gumbel_softmax(self.encoder(x0), self.tau, self.hard)
+        if self.drop > 0:
+            keep = torch.rand(len(z), device=z.device) >= self.drop
+            z = z * keep[:, None, None].to(z.dtype)
         return self.base(model, x0, noise, t, z)
 
 

@@ -11,7 +11,7 @@ from support.cli import run_cli
 
 
 @pytest.mark.parametrize("task, method", [("inpaint", "ddnm"), ("sr", "pigdm"), ("blur", "ddnm"),
-                                          ("inpaint", "dps")])
+                                          ("inpaint", "dps"), ("cs", "gdp")])
 def test_restore_writes_a_grid_and_a_table(digits_run, tmp_path, capsys, task, method):
     out = tmp_path / "restored"
     code, text, err = run_cli(capsys, "restore", "--run-dir", digits_run, "--task", task,

@@ -39,7 +39,7 @@ def add_restore_edit_parsers(sub: argparse._SubParsersAction, fmt: type) -> None
     p.add_argument("--run-dir", required=True, type=Path)
     p.add_argument("--task", default="inpaint", help="inpaint (top half), sr (2x), blur, cs "
                    "(random projections, half as many as pixels)")
-    p.add_argument("--method", default="ddnm", help="dps, pigdm, ddnm, repaint")
+    p.add_argument("--method", default="ddnm", help="dps, pigdm, ddnm, repaint, gdp")
     p.add_argument("--n", type=int, default=10, help="held-out images to restore")
     p.add_argument("--steps", type=int, default=20, help="sampling steps")
     p.add_argument("--sigma-y", type=float, default=0.05, help="measurement noise std")

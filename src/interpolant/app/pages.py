@@ -27,7 +27,7 @@ from .sweeps import guidance_sweep
 
 TASKS = ("inpaint", "sr", "blur", "cs")
 DEMO_TASKS = TASKS[:3]  # the digits demo's restoration page
-RESTORE_METHODS = ("ddnm", "pigdm", "dps", "repaint")
+RESTORE_METHODS = ("ddnm", "pigdm", "dps", "repaint", "gdp")
 EDIT_METHODS = ("ode", "sdedit")
 # Restorations start at the noise end (DPS and PiGDM take the limit of their sigma^2 / alpha
 # correction where alpha(1) = 0, see interpolant.inverse.guided).

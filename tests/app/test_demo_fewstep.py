@@ -22,7 +22,8 @@ def test_quick_demo_writes_students_and_the_table(capsys, tmp_path):
     assert "Goal (a 2-NFE student within 1.5x" in page
     students = tmp_path / "d" / "students"
     for run, nfes in {"cd": [1, 2, 4], "ct": [1, 2, 4], "reflow": [1, 2, 4], "pd-4": [4],
-                      "pd-2": [2], "pd-1": [1], "mmd-1": [1], "mmd-2": [2], "mmd-4": [4]}.items():
+                      "pd-2": [2], "pd-1": [1], "mmd-1": [1], "mmd-2": [2], "mmd-4": [4],
+                      "mlcm-1": [1], "mlcm-2": [2], "mlcm-4": [4]}.items():
         rows = json.loads((students / run / "eval.json").read_text())["rows"]
         assert [r["nfe"] for r in rows] == nfes, run
     teacher = json.loads((tmp_path / "d" / "teacher" / "eval.json").read_text())["rows"]

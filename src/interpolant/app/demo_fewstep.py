@@ -9,7 +9,8 @@ into ``OUT/teacher``; each method of ``interpolant distill`` makes student runs 
 * ``cd``, ``ct``, ``reflow``: one student each, sampled at 1, 2 and 4 NFE;
 * ``pd``: the rounds 8 -> 4 -> 2 -> 1 steps, each round a run distilled from the one before
   (its CPU time counts all rounds up to it);
-* ``mmd``: one fine-tuned copy of the teacher per NFE.
+* ``mmd``: one fine-tuned copy of the teacher per NFE;
+* ``mlcm``: one multistep consistency student per NFE (that many segments).
 
 Every run is evaluated as ``interpolant eval`` does (Digits-FD of ``N`` samples against the
 held-out digits, the same starting noise for all), the teacher with DDIM, DPM-Solver++(2M) and
@@ -44,10 +45,10 @@ TEACHER_NFES = (5, 10, 20)
 TEACHER_SOLVERS = ("ddim", "dpm++2m", "unipc")
 GOAL = 1.5
 # Optimiser steps: the teacher's, and each student's (pd: per round, mmd: per NFE).
-FULL = {"teacher": 1200, "cd": 300, "ct": 400, "pd": 150, "reflow": 300, "mmd": 60, "n": 500,
-        "pairs": 2048, "batch": 64, "channels": 32}
-QUICK = {"teacher": 10, "cd": 2, "ct": 2, "pd": 2, "reflow": 2, "mmd": 2, "n": 40, "pairs": 16,
-         "batch": 16, "channels": 8}
+FULL = {"teacher": 1200, "cd": 300, "ct": 400, "pd": 150, "reflow": 300, "mmd": 60, "mlcm": 150,
+        "n": 500, "pairs": 2048, "batch": 64, "channels": 32}
+QUICK = {"teacher": 10, "cd": 2, "ct": 2, "pd": 2, "reflow": 2, "mmd": 2, "mlcm": 2, "n": 40,
+         "pairs": 16, "batch": 16, "channels": 8}
 TEACHER_MODEL = {"base_channels": 32, "channel_mults": [1, 2], "attention_levels": [],
                  "num_classes": None}
 
@@ -102,11 +103,12 @@ def _students(out: Path, budget: dict[str, int]) -> list[tuple[str, tuple[int, .
         made.append(("pd", (nfe,), run, cost))
         source, steps_of = run, nfe
     print(f"  pd: {cost:.0f} CPU s", flush=True)
-    for nfe in NFES:
-        run = root / f"mmd-{nfe}"
-        info = distill_run(teacher, "mmd", run, steps=budget["mmd"], nfe=nfe, **common)
-        made.append(("mmd", (nfe,), run, info["cpu_seconds"]))
-    print(f"  mmd: {sum(m[3] for m in made if m[0] == 'mmd'):.0f} CPU s", flush=True)
+    for method in ("mmd", "mlcm"):  # one student per NFE
+        for nfe in NFES:
+            run = root / f"{method}-{nfe}"
+            info = distill_run(teacher, method, run, steps=budget[method], nfe=nfe, **common)
+            made.append((method, (nfe,), run, info["cpu_seconds"]))
+        print(f"  {method}: {sum(m[3] for m in made if m[0] == method):.0f} CPU s", flush=True)
     return made
 
 
@@ -185,7 +187,7 @@ def write_page(out: Path, rows: list[dict[str, Any]], floor: float, minutes: flo
              f"The teacher's CPU minutes are its training; a student's, its distillation "
              f"(pd: all rounds up to it). The whole demo took {minutes:.1f} min here.",
              "Students sample with their own solver: DDIM for cd, ct (deterministic multistep "
-             "consistency), pd and mmd; Euler on the straight path for reflow. Each student "
+             "consistency), pd, mmd and mlcm; Euler on the straight path for reflow. Each student "
              "is a run: `interpolant report --run-dir` on any folder under students/."]
     section = report.Section("Few-step students against their teacher", notes, [grid],
                              [report.Picture(curve, "Digits-FD against NFE")],

@@ -32,8 +32,8 @@ DEMOS: dict[str, tuple[str, str]] = {
              "masked diffusion on Python's documentation: samplers, bits per character, "
              "perplexity, diversity"),
     "fewstep": ("interpolant.app.demo_fewstep:fewstep_demo",
-                "few-step students (cd, ct, pd, reflow, mmd) of a digits teacher: Digits-FD at "
-                "1, 2, 4 NFE beside the teacher at 5, 10, 20"),
+                "few-step students (cd, ct, pd, reflow, mmd, mlcm) of a digits teacher: "
+                "Digits-FD at 1, 2, 4 NFE beside the teacher at 5, 10, 20"),
 }
 
 

@@ -39,6 +39,9 @@ def main() -> None:
     held = {name: [p.to_local().numel(), p.numel()] for name, p in first.module.named_parameters()}
     (out / f"rank{first.rank}.json").write_text(json.dumps(held))
     trainer(batch, out / "run", STEPS + MORE, fsdp=True, resume=True).run()
+    # both ranks finish their collectives before either tears gloo down (an early exit of one
+    # rank once aborted the other with "terminate called without an active exception")
+    torch.distributed.barrier()
     torch.distributed.destroy_process_group()
 
 

@@ -28,7 +28,6 @@ from . import handlers, user_cli
 from .options import add_guidance_options, add_restore_edit_parsers, add_steer_options
 from .cmd_distill import add_parser as add_distill_parser, run as _distill
 from .cmd_invert import add_parser as add_invert_parser, run as _invert
-from .recipe_run import add_argument as add_recipe_argument
 from .cmd_posthoc import add_parser as add_posthoc_parser, run as _posthoc
 from .tune import add_parser as add_tune_parser, add_sample_options, run as _tune
 
@@ -76,7 +75,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="CPU threads (default: the CPUs this process "
                    "may use)")
     user_cli.add_train_options(p)
-    add_recipe_argument(p)
+    p.add_argument("--recipe", help="training recipe(s), composable with commas (e.g. sd3,p2); "
+                   "an unknown name is answered with the list")
 
     p = sub.add_parser("sample", formatter_class=fmt, help="draw samples from a trained run")
     p.add_argument("--run-dir", required=True, type=Path)

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 
 from ..errors import InterpolantError
 from . import user_cli
-from .recipe_run import apply_recipe
 
 if TYPE_CHECKING:
     from .runs import TrainedRun
@@ -38,6 +37,8 @@ def train(args: argparse.Namespace) -> int:
     for key in ("steps", "batch_size", "lr"):
         if getattr(args, key) is not None:
             config.train[key] = getattr(args, key)
+    from .recipe_run import apply_recipe
+
     apply_recipe(config, args)  # --recipe (after --steps: it may depend on them)
     from .tokens import is_token_config
 

@@ -20,19 +20,13 @@ from torch import nn
 from ..errors import InterpolantError
 from ..paths import GaussianPath
 from ..training import TrainConfig
-from ..training.recipes import RECIPES, build_objective, run_overrides, train_overrides
+from ..training.recipes import build_objective, run_overrides, train_overrides
 from ..training.recipes import wrap_network
 from .runs import RunConfig
 
-__all__ = ["add_argument", "apply_recipe", "recipe_parts"]
+__all__ = ["apply_recipe", "recipe_parts"]
 
 _RUN_FLAGS = ("data", "model", "path", "target", "process", "source")
-
-
-def add_argument(p: argparse.ArgumentParser) -> None:
-    """``--recipe`` of ``interpolant train``."""
-    p.add_argument("--recipe", help="training recipe(s), composable with commas (e.g. sd3,p2): "
-                   + ", ".join(sorted(RECIPES)))
 
 
 def apply_recipe(config: RunConfig, args: argparse.Namespace) -> None:

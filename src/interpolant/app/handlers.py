@@ -94,16 +94,16 @@ def sample(args: argparse.Namespace) -> int:
     if args.steer is not None:
         from .cmd_steer import sample_steered
 
-        _say_skipped(run)
+        say_skipped(run)
         return sample_steered(args, run)
     if args.label is not None or args.guidance is not None:
         from .commands import sample_guided
 
-        _say_skipped(run)
+        say_skipped(run)
         return sample_guided(args, run)
     if not tuned:
         plan_steps(args.solver, args.nfe, run.denoiser.path)
-    _say_skipped(run)
+    say_skipped(run)
     classes = getattr(run.denoiser.model, "config", {}).get("num_classes")
     samples, nfe, steps, seconds = draw(run.denoiser, args.solver, args.nfe, args.n, args.seed,
                                         run.shape, classes, batch=args.batch, **tuned)
@@ -120,7 +120,9 @@ def sample(args: argparse.Namespace) -> int:
     return 0
 
 
-def _say_skipped(run: TrainedRun) -> None:
+def say_skipped(run: TrainedRun) -> None:
+    """Note on stderr each newer checkpoint that was skipped (any run with ``skipped`` and
+    ``checkpoint``: a trained run or a token run)."""
     for problem in run.skipped:
         print(f"interpolant: note: skipped a newer checkpoint ({problem}); using "
               f"{run.checkpoint}", file=sys.stderr)
@@ -143,7 +145,7 @@ def eval_(args: argparse.Namespace) -> int:
     setup()
     check_count(args.n)
     run = load_trained(args.run_dir)
-    _say_skipped(run)
+    say_skipped(run)
     config, den = run.config, run.denoiser
     result = evaluate(den, config, args.run_dir, args.solvers, args.nfe, args.n, args.seed,
                       progress=not args.no_progress, batch=args.batch)

@@ -12,9 +12,10 @@ from pathlib import Path
 
 from .. import discrete
 from ..errors import InterpolantError
+from .handlers import say_skipped
 from .runs import open_run
 from .token_report import (
-    check_samplers, default_samplers, evaluate_tokens, save_samples, summary,
+    default_samplers, evaluate_tokens, save_samples, summary,
     write_token_report,
 )
 from .tokens import draw_tokens, is_token_config, load_token_run
@@ -28,21 +29,12 @@ def dispatch(command: str, args: argparse.Namespace) -> int | None:
     return {"sample": _sample, "eval": _eval, "report": _report}[command](args)
 
 
-def _say_skipped(skipped: list[str], checkpoint: Path) -> None:
-    import sys
-
-    for problem in skipped:
-        print(f"interpolant: note: skipped a newer checkpoint ({problem}); using {checkpoint}",
-              file=sys.stderr)
-
-
 def _sample(args: argparse.Namespace) -> int:
     run = load_token_run(args.run_dir)
     sampler = args.solver or default_samplers(run)[-1]
-    check_samplers(run, [sampler])
     if args.n < 1:
         raise InterpolantError(f"--n must be a positive integer, got {args.n}")
-    _say_skipped(run.skipped, run.checkpoint)
+    say_skipped(run)
     scale = args.scale if getattr(args, "guidance", None) else None
     if getattr(args, "guidance", None) not in (None, "cfg"):
         raise InterpolantError(f"token runs take --guidance cfg only, got {args.guidance!r}")
@@ -60,7 +52,7 @@ def _sample(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     run = load_token_run(args.run_dir)
-    _say_skipped(run.skipped, run.checkpoint)
+    say_skipped(run)
     samplers = args.solvers or default_samplers(run)
     result = evaluate_tokens(run, args.run_dir, samplers, args.nfe, n=args.n, seed=args.seed)
     print(summary(result))

@@ -21,11 +21,10 @@ import torch
 from torch import Tensor
 
 from .. import discrete, metrics, plots
-from ..errors import InterpolantError, unknown_name
 from ..labels import NULL_LABEL
 from . import report
 from .runs import RunConfig, write_json
-from .tokens import TokenRun, as_images, draw_tokens, load_tokens
+from .tokens import TokenRun, as_images, check_samplers, draw_tokens, load_tokens
 
 SHOWN_SAMPLES = 6
 
@@ -35,15 +34,6 @@ def default_samplers(run: TokenRun) -> list[str]:
     if run.config.process == "masked":
         return ["ancestral", "tau-leaping", "first-hitting"]
     return ["ancestral", "tau-leaping"]
-
-
-def check_samplers(run: TokenRun, samplers: Sequence[str]) -> None:
-    for name in samplers:
-        if name not in discrete.SAMPLERS:
-            raise unknown_name("discrete sampler", name, discrete.SAMPLERS)
-        if name == "first-hitting" and run.config.process != "masked":
-            raise InterpolantError("the first-hitting sampler is for the masked process; use "
-                                   "ancestral or tau-leaping on a uniform one")
 
 
 def measure(config: RunConfig, samples: Tensor, reference: Tensor,

@@ -17,7 +17,9 @@ Data sets (all offline, see :mod:`interpolant.discrete.data`):
 from __future__ import annotations
 
 import json
+import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,7 +129,7 @@ def train_token_run(config: RunConfig, run_dir: Path, progress: bool = True) -> 
     start, log = time.perf_counter(), run_dir / "metrics.jsonl"
 
     def on_step(step: int, loss: float) -> None:
-        if not torch.isfinite(torch.tensor(loss)):
+        if not math.isfinite(loss):
             raise InterpolantError(f"non-finite loss at step {step}; training stopped, the last "
                                    "checkpoint is untouched (lower --lr)")
         if step % options["log_every"] == 0 or step == options["steps"]:
@@ -162,14 +164,22 @@ def load_token_run(run_dir: str | Path) -> TokenRun:
     return TokenRun(config, net, process_of(config, net.num_tokens), ckpt.path, skipped)
 
 
+def check_samplers(run: TokenRun, samplers: Sequence[str]) -> None:
+    """Refuse unknown discrete samplers, and first-hitting on a process without a mask."""
+    for name in samplers:
+        if name not in discrete.SAMPLERS:
+            raise unknown_name("discrete sampler", name, discrete.SAMPLERS)
+        if name == "first-hitting" and run.config.process != "masked":
+            raise InterpolantError("the first-hitting sampler is for the masked process; use "
+                                   "ancestral or tau-leaping on a uniform one")
+
+
 def draw_tokens(run: TokenRun, sampler: str, steps: int | None, n: int, seed: int,
                 label: int | None = None, guidance: float | None = None
                 ) -> discrete.Samples:
     """``n`` sequences from a token run with ``sampler`` (``ancestral``, ``tau-leaping``,
     ``first-hitting``), seeded; with ``label`` (and CFG ``guidance``) class-conditional."""
-    if sampler == "first-hitting" and run.config.process != "masked":
-        raise InterpolantError("the first-hitting sampler is for the masked process; use "
-                               "ancestral or tau-leaping on a uniform one")
+    check_samplers(run, [sampler])
     cond = None
     if label is not None:
         if run.num_classes is None or not 0 <= label < run.num_classes:

@@ -14,3 +14,14 @@ torch.set_num_threads(1)
 @pytest.fixture(params=list(range(len(PATH_IDS))), ids=PATH_IDS)
 def path(request):
     return all_paths()[request.param]
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module of tiny networks (fastest, above all on a busy CPU);
+    the previous count is restored after it. Use with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

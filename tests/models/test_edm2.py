@@ -17,12 +17,7 @@ from interpolant.models.mp import MPConv, MPFourier, mp_cat, mp_silu, mp_sum, no
 from interpolant.training import TrainConfig, Trainer
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_mp_silu_has_unit_second_moment_under_a_standard_normal() -> None:

@@ -14,12 +14,7 @@ from interpolant.models.ensemble import Aggregate
 from interpolant.training import TrainConfig, Trainer
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def mixture() -> ip.oracle.GaussianMixture:

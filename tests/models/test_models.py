@@ -15,13 +15,7 @@ from interpolant.oracle import GaussianMixture
 from interpolant.paths import VPLinear
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny nets run fastest on one thread, above all on a shared, busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # small versions of every architecture: (name, config, shape of one sample)

@@ -17,12 +17,7 @@ from interpolant.training import Objective, TrainConfig, Trainer
 from interpolant.training.repa import REPA
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def setup(seed: int = 0):

@@ -168,16 +168,23 @@ class DiT(ReferenceNet):
             h = block(h, c)
         return h
 
-    def forward(self, x: Tensor, t: Tensor, cond: Any = None) -> Tensor:
-        out_dtype = x.dtype if isinstance(x, Tensor) else None
+    def embed(self, x: Tensor, t: Tensor, cond: Any) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``(h, c, t, labels)``: patch tokens with positions, the conditioning
+        ``SiLU(TimeEmbed(t) [+ LabelEmbed(y)])``, and the checked ``t`` and labels."""
         x, t, labels = self._inputs(x, t, cond)
         h = self.patch_embed(x).flatten(2).transpose(1, 2) + self.positions.to(x.dtype)
         c = self.time_embed(t)
         if self.label_embed is not None:
             c = c + self.label_embed(labels)
-        c = F.silu(c)
-        h = self.run_blocks(h, c, t)
+        return h, F.silu(c), t, labels
+
+    def readout(self, h: Tensor, c: Tensor) -> Tensor:
+        """The adaLN final layer and the patches back to an image."""
         shift, scale = self.final_modulation(c)[:, None].chunk(2, dim=-1)
-        h = self.final_linear(self.final_norm(h) * (1 + scale) + shift)
-        return self.unpatchify(h).to(out_dtype)
+        return self.unpatchify(self.final_linear(self.final_norm(h) * (1 + scale) + shift))
+
+    def forward(self, x: Tensor, t: Tensor, cond: Any = None) -> Tensor:
+        out_dtype = x.dtype if isinstance(x, Tensor) else None
+        h, c, t, _ = self.embed(x, t, cond)
+        return self.readout(self.run_blocks(h, c, t), c).to(out_dtype)
 

@@ -123,17 +123,11 @@ class MMDiT(DiT):
 
     def forward(self, x: Tensor, t: Tensor, cond: Any = None) -> Tensor:
         out_dtype = x.dtype if isinstance(x, Tensor) else None
-        x, t, labels = self._inputs(x, t, cond)
-        h = self.patch_embed(x).flatten(2).transpose(1, 2) + self.positions.to(x.dtype)
-        c = self.time_embed(t)
+        h, c, _, labels = self.embed(x, t, cond)
         if self.label_embed is not None:
-            c = c + self.label_embed(labels)
-            ctx = self.context_embed(labels).reshape(len(x), self.context_tokens, self.hidden)
+            ctx = self.context_embed(labels).reshape(len(h), self.context_tokens, self.hidden)
         else:
-            ctx = self.context.expand(len(x), -1, -1)
-        c = F.silu(c)
+            ctx = self.context.expand(len(h), -1, -1)
         for block in self.blocks:
             h, ctx = block(h, ctx, c)
-        shift, scale = self.final_modulation(c)[:, None].chunk(2, dim=-1)
-        h = self.final_linear(self.final_norm(h) * (1 + scale) + shift)
-        return self.unpatchify(h).to(out_dtype)
+        return self.readout(h, c).to(out_dtype)

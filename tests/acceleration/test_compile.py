@@ -7,7 +7,9 @@ import torch
 
 import interpolant as ip
 from interpolant.acceleration import accelerate, compile_network, network_of
-from interpolant.models import MLP
+from interpolant.errors import InterpolantError
+from interpolant.labels import NULL_LABEL
+from interpolant.models import MLP, DiT, UNet
 
 KW = {"solver": "dpm++2m", "steps": 5}
 
@@ -54,3 +56,30 @@ def test_bf16_inference_is_close_and_returns_the_callers_dtype(unet_denoiser, im
     assert out.dtype == torch.float32
     assert 0.0 < float((out - plain).norm() / plain.norm()) < 0.05
     assert {p.dtype for p in network_of(unet_denoiser).parameters()} == {torch.float32}
+
+
+@pytest.mark.parametrize("name", ["unet", "dit"])
+def test_the_reference_networks_compile_without_graph_breaks(name):
+    """The label check (a host sync) used to break the graph once per label embedding."""
+    dynamo = pytest.importorskip("torch._dynamo")
+    net = (UNet(base_channels=16, num_classes=3) if name == "unet"
+           else DiT(hidden=32, depth=2, heads=2, num_classes=3)).eval()
+    x, t, cond = torch.randn(2, 1, 8, 8), torch.rand(2), torch.tensor([0, NULL_LABEL])
+    dynamo.reset()
+    try:
+        explained = dynamo.explain(net)(x, t, cond)
+    except Exception as err:  # noqa: BLE001 - no compile on this platform
+        pytest.skip(f"torch.compile unavailable: {type(err).__name__}: {err}")
+    assert explained.graph_break_count == 0, explained.break_reasons
+
+
+def test_a_compiled_network_still_refuses_bad_labels():
+    net = DiT(hidden=16, depth=1, heads=2, num_classes=3).eval()
+    compiled = compile_network(net, backend="eager")
+    x, t = torch.randn(2, 1, 8, 8), torch.rand(2)
+    with torch.no_grad():
+        assert torch.allclose(compiled(x, t, torch.tensor([2, NULL_LABEL])),
+                              net(x, t, torch.tensor([2, NULL_LABEL])), atol=1e-6)
+        with pytest.raises(InterpolantError, match=r"labels must lie in \[0, 3\)"):
+            compiled(x, t, torch.tensor([0, 3]))
+    assert compiled.failed is None

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import InterpolantError
+from ..models.embeddings import label_index, labels_from_cond
 from ..network import call_network, takes_cond
 from ._wrap import Wrapper, network_of, rewrap
 from .cache import BlockCacheDiT, DeepCacheUNet, EncoderPropagationUNet
@@ -46,11 +47,21 @@ class CompiledNetwork(Wrapper):
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         if self.failed is None:
+            _check_labels(self.net, args, kwargs)
             try:
                 return self._compiled(*args, **kwargs)
             except Exception as err:  # noqa: BLE001
                 self._fail(err)
         return self.net(*args, **kwargs)
+
+
+def _check_labels(net: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """The label check a compiled graph skips (``models.embeddings.label_index``), run eagerly
+    on the call's ``cond`` so that bad labels still get the clear error."""
+    k = getattr(net, "num_classes", None)
+    cond = args[2] if len(args) > 2 else kwargs.get("cond")
+    if isinstance(k, int) and cond is not None and args and isinstance(args[0], Tensor):
+        label_index(labels_from_cond(cond, args[0].shape[0], k), k)
 
 
 def compile_network(net: nn.Module, **compile_options: Any) -> CompiledNetwork:

@@ -76,10 +76,18 @@ class LabelEmbedding(nn.Module):
         return self.table(label_index(labels, self.num_classes))
 
 
+# torch.compiler.is_compiling is PyTorch >= 2.3; before it, the check always runs
+_compiling = getattr(torch.compiler, "is_compiling", lambda: False)
+
+
 def label_index(labels: Tensor, k: int) -> Tensor:
-    """Labels in ``[0, k)`` unchanged and ``NULL_LABEL`` as ``k``; anything else raises."""
+    """Labels in ``[0, k)`` unchanged and ``NULL_LABEL`` as ``k``; anything else raises.
+
+    The check reads the labels' values (a host sync), so ``torch.compile`` skips it while it
+    traces: the graph has no break there, and a compiled network checks its labels eagerly
+    before the call instead (``interpolant.acceleration.CompiledNetwork``)."""
     valid = ((labels >= 0) & (labels < k)) | (labels == NULL_LABEL)
-    if not bool(valid.all()):
+    if not _compiling() and not bool(valid.all()):
         bad = labels[~valid][:5].tolist()
         raise InterpolantError(
             f"labels must lie in [0, {k}) or be NULL_LABEL={NULL_LABEL}, got {bad}"

@@ -20,7 +20,20 @@ of the time alone,
     MLP(x) = shared(x) + sum_e G_e(t) expert_e(x).
 
 The experts are computed densely and weighted (exactly sparse in value and gradient, not in
-compute; the nets here are tiny). The paper's diffusion-prior loss on the gates is not included.
+compute; the nets here are tiny).
+
+Switch-DiT's diffusion prior loss (:func:`diffusion_prior_loss`, :meth:`SwitchDiT.prior_loss`)
+shapes the gates over time with DTR's prior: the ``U = depth * experts`` gate units of all
+blocks get the sliding window ``P(t) = dtr_mask(t, U, top_k / experts, alpha)`` of
+``depth * top_k`` active units, so nearby times share units and distant ones do not. The
+units of the gates are matched to the prior's by the Hungarian assignment ``pi`` minimising
+``sum_t |Q(t)_i - P(t)_pi(i)|`` on a grid of times (``Q`` the 0/1 top-k choices), and
+
+    L_prior = mean_b JSD( p(t_b) / depth || P(t_b)_pi / (depth * top_k) ),
+
+``p`` the full softmax gates of the blocks side by side (each block's sums to 1). It is zero
+exactly when every block puts ``1 / top_k`` on its matched prior units (the official code,
+github.com/byeongjun-park/Switch-DiT, models/DiT/models.py ``DiffusionPrior``, weight 1).
 """
 
 from __future__ import annotations
@@ -33,7 +46,8 @@ from torch import Tensor, nn
 from .dit import DiT, _AdaLNZeroBlock
 from .embeddings import sinusoidal_embedding
 
-__all__ = ["DTRDiT", "SwitchDiT", "SwitchMLP", "dtr_mask", "switch_gates"]
+__all__ = ["DTRDiT", "SwitchDiT", "SwitchMLP", "diffusion_prior_loss", "dtr_mask",
+           "jensen_shannon", "switch_gates"]
 
 
 def dtr_mask(t: Tensor, channels: int, beta: float = 0.8, alpha: float = 4.0) -> Tensor:
@@ -74,6 +88,32 @@ def switch_gates(logits: Tensor, top_k: int) -> Tensor:
     top = g.topk(top_k, dim=-1)
     kept = torch.zeros_like(g).scatter(-1, top.indices, top.values)
     return kept / kept.sum(dim=-1, keepdim=True)
+
+
+def jensen_shannon(p: Tensor, q: Tensor) -> Tensor:
+    """Rows' Jensen-Shannon divergence ``(KL(p || m) + KL(q || m)) / 2``, ``m = (p + q) / 2``,
+    in nats (``0 log 0 = 0``)."""
+    m = (p + q) / 2
+    kl = lambda a: (torch.xlogy(a, a) - torch.xlogy(a, m)).sum(-1)  # noqa: E731
+    return (kl(p) + kl(q)) / 2
+
+
+def diffusion_prior_loss(probs: Tensor, t: Tensor, grid_probs: Tensor, grid_t: Tensor,
+                         depth: int, top_k: int, alpha: float = 4.0) -> Tensor:
+    """Switch-DiT's diffusion prior loss (module docstring) of the gates ``probs (B, U)`` at
+    times ``t``; ``grid_probs (G, U)`` at ``grid_t`` choose the matching of units."""
+    units = probs.shape[-1]
+    experts = units // depth
+    prior = lambda s: dtr_mask(s, units, top_k / experts, alpha).to(probs)  # noqa: E731
+    with torch.no_grad():
+        g = grid_probs.view(len(grid_t), depth, experts)
+        top = torch.zeros_like(g).scatter(-1, g.topk(top_k, dim=-1).indices, 1.0).flatten(1)
+        cost = (top[:, :, None] - prior(grid_t)[:, None, :]).abs().sum(0)
+        from ..training.couplings import assignment
+
+        match = assignment(cost).to(probs.device)
+    target = prior(t)[:, match]
+    return jensen_shannon(probs / depth, target / target.sum(-1, keepdim=True)).mean()
 
 
 def _mlp(hidden: int, width: int) -> nn.Sequential:
@@ -138,10 +178,24 @@ class SwitchDiT(DiT):
             nn.init.zeros_(block.modulation.weight)
             nn.init.zeros_(block.modulation.bias)
 
+    def gate_logits(self, t: Tensor) -> list[Tensor]:
+        """Each block's gate logits ``W e(t)`` ``(B, experts)``, functions of ``t`` alone."""
+        e = sinusoidal_embedding(t, self.freq_dim) / math.sqrt(self.freq_dim / 2)
+        return [gate(e) for gate in self.gates]
+
     def block_gates(self, t: Tensor) -> list[Tensor]:
         """Each block's gates ``(B, experts)``, functions of ``t`` alone."""
-        e = sinusoidal_embedding(t, self.freq_dim) / math.sqrt(self.freq_dim / 2)
-        return [switch_gates(gate(e), self.top_k) for gate in self.gates]
+        return [switch_gates(logits, self.top_k) for logits in self.gate_logits(t)]
+
+    def prior_loss(self, t: Tensor, grid: int = 64, alpha: float = 4.0) -> Tensor:
+        """Switch-DiT's diffusion prior loss of the gates at ``t`` (module docstring), the
+        units matched on ``grid`` evenly spaced times of [0, 1]."""
+        s = torch.linspace(0, 1, grid, dtype=t.dtype, device=t.device)
+        probs = lambda u: torch.cat([g.softmax(-1) for g in self.gate_logits(u)], -1)  # noqa
+        with torch.no_grad():
+            grid_probs = probs(s)
+        return diffusion_prior_loss(probs(t), t, grid_probs, s, len(self.gates), self.top_k,
+                                    alpha)
 
     def run_blocks(self, h: Tensor, c: Tensor, t: Tensor) -> Tensor:
         for block, gates in zip(self.blocks, self.block_gates(t)):

@@ -84,6 +84,13 @@ def _repa(path: GaussianPath, config: TrainConfig, net: nn.Module) -> Any:
     return REPA(Objective(path, config.target, config.density, config.weight), net)
 
 
+def _switch_prior(path: GaussianPath, config: TrainConfig, net: nn.Module) -> Any:
+    from .objectives import Objective
+    from .switch_prior import SwitchPrior
+
+    return SwitchPrior(Objective(path, config.target, config.density, config.weight), net)
+
+
 def _calibrate(run_dir: Any, net: nn.Module, path: GaussianPath, target: str, data: Any,
                labels: Any) -> None:
     from .calibration import estimate_calibration, save_calibration
@@ -139,6 +146,10 @@ RECIPES: dict[str, Recipe] = {
                   run={"model": "dtr"}),
     "switch-dit": Recipe("Switch-DiT (Park et al. 2024): a DiT with time-gated sparse experts",
                          run={"model": "switch-dit"}),
+    "switch-dit-prior": Recipe("Switch-DiT with its diffusion prior loss on the gates: DTR's "
+                               "sliding window over the gate units, Jensen-Shannon, lambda 1",
+                               run={"model": "switch-dit"}, objective=_switch_prior,
+                               models=("switch-dit",)),
     "diffussm": Recipe("DiffuSSM (Yan et al. 2024): a DiT whose attention is a gated "
                        "bidirectional state-space model", run={"model": "diffussm"}),
     "beyond-u": Recipe("Beyond U (Calvo-Ordonez et al. 2024): the U-Net with continuous-depth "

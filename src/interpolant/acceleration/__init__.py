@@ -17,7 +17,9 @@ Every method wraps (DESIGN.md: acceleration wraps a denoiser, it does not patch 
 - :class:`DynamicCompensation`, :func:`fit_ratios`: DC-Solver's compensated model outputs;
 - :func:`learn_schedule`: the full calls of a cache learned on the final error (HarmoniCa);
 - :func:`calibrate_exits`, :class:`EarlyExitDiT`: fewer DiT blocks where the time step allows
-  it, within a measured error (after DeeDiff).
+  it, within a measured error (after DeeDiff);
+- :func:`eda_calibration`, :func:`reconstruct`: EDA-DM's calibration samples aligned with the
+  run's time steps and block reconstruction of the rounding (``quantize="eda<bits>"``).
 """
 
 from ._wrap import network_of, rewrap, step_errors
@@ -26,6 +28,7 @@ from .cache_search import LearnedSchedule, learn_schedule
 from .compensation import DynamicCompensation, fit_ratios
 from .compile import CastNetwork, CompiledNetwork, accelerate, compile_network, quantization
 from .early_exit import EarlyExitDiT, calibrate_exits
+from .eda import alignment_weights, allocate, eda_calibration, reconstruct
 from .quantize import (calibration_inputs, fake_quantize, quantize_int8, round_to_bits,
                        temporal_layers)
 from .search import DEFAULT_CANDIDATES, SearchResult, search
@@ -34,6 +37,7 @@ from .time_shift import TimeShift
 
 __all__ = [
     "BlockCacheDiT", "CacheSchedule", "CastNetwork", "CompiledNetwork", "DEFAULT_CANDIDATES",
+    "alignment_weights", "allocate", "eda_calibration", "reconstruct",
     "DeepCacheUNet", "DynamicCompensation", "EarlyExitDiT", "EncoderPropagationUNet",
     "LearnedSchedule", "SearchResult", "TimeShift", "accelerate", "calibrate_exits",
     "calibration_inputs", "compile_network", "fake_quantize", "fit_ratios", "learn_schedule",

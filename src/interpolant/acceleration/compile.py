@@ -22,6 +22,7 @@ from ..models.embeddings import label_index, labels_from_cond
 from ..network import call_network, takes_cond
 from ._wrap import Wrapper, network_of, rewrap
 from .cache import BlockCacheDiT, DeepCacheUNet, EncoderPropagationUNet
+from .eda import reconstruct
 from .quantize import check_bits, fake_quantize, quantize_int8
 
 CACHES = ("deepcache", "block", "encoder")
@@ -110,7 +111,9 @@ def accelerate(
         quantize: ``"int8"`` (real int8 kernels, :func:`quantize_int8`), ``"fake<bits>"`` (e.g.
             ``"fake8"``: weights rounded to that many bits), ``"fake<bits>a"`` (weights and
             activations) or with ``t`` (``"fake4t"``, ``"fake4at"``: the temporal layers kept
-            exact); ``a`` and ``t`` need ``calibration``, see :func:`calibration_inputs`.
+            exact); ``a`` and ``t`` need ``calibration``, see :func:`calibration_inputs`;
+            ``"eda<bits>"``: EDA-DM (:func:`~interpolant.acceleration.eda.reconstruct`,
+            weights and activations, with ``calibration`` from :func:`eda_calibration`).
         compile: ``torch.compile`` with a fallback (:func:`compile_network`).
         dtype: run the network in this dtype (e.g. ``torch.bfloat16``).
     Order: quantize, cast, compile, then cache (caching keeps state, so it stays outermost).
@@ -152,19 +155,23 @@ def quantization(mode: Any) -> tuple[int | None, bool, bool]:
     digits = text[4:len(text) - len(flags)]
     if text.startswith("fake") and digits and flags in ("", "a", "t", "at"):
         return check_bits(int(digits)), "a" in flags, "t" in flags
+    if text.startswith("eda") and text[3:].isdigit():
+        return check_bits(int(text[3:])), True, False
     if text.startswith("int") and text[3:].isdigit():
         raise InterpolantError(
             f"no {text} kernels: PyTorch's CPU kernels are int8 only; use quantize='int8', or "
             f"quantize='fake{text[3:]}' to study {text[3:]}-bit accuracy"
         )
     raise InterpolantError(f"unknown quantization {mode!r}; use 'int8', 'fake<bits>', "
-                           "'fake<bits>a' (activations too) or 'fake<bits>t' (time-aware), "
-                           "e.g. 'fake8', 'fake4a', 'fake4at'")
+                           "'fake<bits>a' (activations too), 'fake<bits>t' (time-aware) or "
+                           "'eda<bits>' (EDA-DM), e.g. 'fake8', 'fake4a', 'fake4at', 'eda4'")
 
 
 def _quantized(net: nn.Module, mode: str, calibration: list | None) -> nn.Module:
     bits, activations, time_aware = quantization(mode)
     if bits is None:
         return quantize_int8(net)
+    if mode.startswith("eda"):
+        return reconstruct(net, bits, calibration or [])
     return fake_quantize(net, bits, activations=activations, calibration=calibration,
                          time_aware=time_aware)

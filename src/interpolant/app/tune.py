@@ -10,7 +10,8 @@ samples with it unless ``--solver`` names another (``--solver tuned`` insists on
 network through :func:`interpolant.acceleration.accelerate`: DeepCache or encoder propagation
 (``encoder[:interval]``, Faster Diffusion) for a U-Net, block caching (``block[:interval]``)
 for a DiT, int8 kernels or fake ``fake<bits>[a][t]`` quantization (activations with ``a``,
-calibrated on a plain run across the trajectory; ``t``: the time embedding kept exact),
+calibrated on a plain run across the trajectory; ``t``: the time embedding kept exact) or
+EDA-DM (``eda<bits>``),
 ``torch.compile`` with the plain network as fallback.
 
 Options are checked before the run is loaded and the network's fit (a cache for its blocks)
@@ -37,9 +38,10 @@ def add_sample_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache", help="feature caching: deepcache[:interval] (U-Net, default "
                    "interval 3), encoder[:interval] (U-Net, Faster Diffusion, 2) or "
                    "block[:interval] (DiT, 2)")
-    p.add_argument("--quantize", help="int8 (int8 kernels of the Linear layers, CPU) or "
+    p.add_argument("--quantize", help="int8 (int8 kernels of the Linear layers, CPU), "
                    "fake<bits>[a][t] (weights, and activations with 'a', rounded to <bits>; "
-                   "'t': the time embedding kept exact, TFMQ-DM)")
+                   "'t': the time embedding kept exact, TFMQ-DM) or eda<bits> (EDA-DM: "
+                   "calibration aligned with the time steps, rounding learned block by block)")
     p.add_argument("--compile", action="store_true", help="torch.compile the network (the "
                    "plain network if compilation fails)")
 
@@ -143,9 +145,12 @@ def accelerated(args: argparse.Namespace, run: Any) -> Any:
 
         starts = torch.randn((16, *run.shape), generator=torch.Generator().manual_seed(12345))
         classes = getattr(den.model, "config", {}).get("num_classes")
-        calibration = acc.calibration_inputs(
-            den, starts * float(den.path.sigma(1.0)), per_call=8, solver=DEFAULT_SOLVER,
-            steps=10, cond=None if classes is None else torch.arange(16) % classes)
+        run_kw = dict(solver=DEFAULT_SOLVER, steps=10,
+                      cond=None if classes is None else torch.arange(16) % classes)
+        starts = starts * float(den.path.sigma(1.0))
+        calibration = (acc.eda_calibration(den, starts, total=64, **run_kw)
+                       if args.quantize.startswith("eda")
+                       else acc.calibration_inputs(den, starts, per_call=8, **run_kw))
     return acc.accelerate(den, cache=name, interval=interval, quantize=args.quantize,
                           compile=args.compile, calibration=calibration)
 

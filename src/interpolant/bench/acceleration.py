@@ -14,7 +14,9 @@ digits. Methods (all from :mod:`interpolant.acceleration`):
 - fake 8-bit weights, and 8-bit weights and activations calibrated across the trajectory
   (accuracy only: fake quantization runs at float speed);
 - fake 4-bit weights, plain and time-aware (TFMQ-DM: the time embedding and its projections
-  kept exact);
+  kept exact); 4-bit weights and activations, calibrated across the trajectory (PTQ4DM) and
+  by EDA-DM (64 calibration inputs allotted to the steps by density and diversity, rounding
+  learned block by block);
 - int8 dynamic quantization (real kernels, Linear layers only);
 - bf16 inference; ``torch.compile`` (inductor; compile time excluded, ``--no-compile`` skips);
 - combinations: DeepCache 3 with int8, DeepCache 2 with bf16, the searched choice with bf16;
@@ -107,6 +109,11 @@ def methods(den: ip.Denoiser, x1: torch.Tensor, args: argparse.Namespace
         ("fake 4-bit weights", acc.accelerate(den, quantize="fake4"), base),
         ("fake 4-bit weights, time-aware", acc.rewrap(den, acc.fake_quantize(
             den.model, 4, calibration=cal, time_aware=True)), base),
+        ("fake 4-bit weights+activations", acc.accelerate(den, quantize="fake4a",
+                                                           calibration=cal), base),
+        ("EDA-DM 4-bit weights+activations", acc.accelerate(
+            den, quantize="eda4", calibration=acc.eda_calibration(den, x1[:32], 64, **base)),
+         base),
         ("int8 dynamic (Linear)", acc.accelerate(den, quantize="int8"), base),
         ("bf16", acc.accelerate(den, dtype=torch.bfloat16), base),
         ("deepcache 3 + int8", acc.accelerate(den, cache="deepcache", interval=3,

@@ -17,8 +17,8 @@ gates computed from the features themselves (which carry the time step), at ever
   (in place of nearest-neighbour upsampling), the gates choosing which frequencies the coarse
   features populate.
 * :class:`SpectralUNet`: :class:`~interpolant.models.UNet` with those resamplers; with few
-  channels it is the slim network (the paper's spectrum-aware distillation from a large teacher
-  is not included here).
+  channels it is the slim network, distilled from a large teacher by the paper's
+  spectrum-aware distillation in :mod:`interpolant.training.spectral_distill`.
 """
 
 from __future__ import annotations

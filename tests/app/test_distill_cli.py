@@ -21,7 +21,8 @@ def _distill(capsys, teacher, out, method, *extra):
 
 @pytest.mark.parametrize("method,solver,nfe", [("cd", "ddim", 2), ("ct", "ddim", 1),
                                                ("pd", "ddim", 2), ("reflow", "euler", 2),
-                                               ("mmd", "ddim", 2), ("mlcm", "ddim", 2)])
+                                               ("mmd", "ddim", 2), ("mlcm", "ddim", 2),
+                                               ("scott", "ddim", 2), ("slam", "ddim", 1)])
 def test_each_method_makes_a_run_that_eval_uses(capsys, digits_run, tmp_path, method, solver,
                                                 nfe):
     code, out, err = _distill(capsys, digits_run, tmp_path / "s", method)

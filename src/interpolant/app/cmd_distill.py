@@ -24,7 +24,7 @@ def add_parser(sub: Any, fmt: type) -> None:
     p = sub.add_parser("distill", formatter_class=fmt,
                        help="distil a trained run into a few-step student run")
     p.add_argument("--teacher", required=True, type=Path, help="the trained run to distil")
-    p.add_argument("--method", required=True, help="one of cd, ct, pd, reflow, mmd, mlcm")
+    p.add_argument("--method", required=True, help="one of cd, ct, pd, reflow, mmd, mlcm, scott, slam")
     p.add_argument("--run-dir", required=True, type=Path, help="the student's new run")
     p.add_argument("--steps", type=int, default=400,
                    help="optimiser steps (all rounds together for pd)")

@@ -22,6 +22,10 @@ method     the student's run                                      sample it with
 ``mlcm``   multistep consistency distillation to ``--nfe``         ``ddim`` at ``--nfe``
            segment boundaries (one batched Heun teacher step
            per interval), from the teacher's weights
+``scott``  as ``cd`` with SCott's stochastic teacher step (two      ``ddim``, any NFE
+           SDE-DPM-Solver++(2M) substeps, noise strength 0.1)
+``slam``   as ``cd``, the student asked along SLAM's sub-path      ``ddim``, any NFE
+           linear ODE of each interval
 =========  =====================================================  ============================
 
 The student learns the teacher's unconditional model (a class-conditional teacher is called
@@ -51,8 +55,11 @@ from ..predictions import Denoiser
 from .runs import CONFIG_FILE, TrainedRun, build_model, load_data, load_trained, write_json
 
 SOLVER = {"cd": "ddim", "ct": "ddim", "pd": "ddim", "reflow": "euler", "mmd": "ddim",
-          "mlcm": "ddim"}
-LR = {"cd": 1e-4, "ct": 1e-3, "pd": 3e-4, "reflow": 3e-4, "mmd": 1e-4, "mlcm": 1e-4}
+          "mlcm": "ddim", "scott": "ddim", "slam": "ddim"}
+LR = {"cd": 1e-4, "ct": 1e-3, "pd": 3e-4, "reflow": 3e-4, "mmd": 1e-4, "mlcm": 1e-4,
+      "scott": 1e-4, "slam": 1e-4}
+CONSISTENCY = {"cd": fs.consistency_distillation, "ct": fs.consistency_training,
+               "scott": fs.stochastic_consistency_distillation, "slam": fs.subpath_distillation}
 STUDENT_FILE = "student.json"
 
 
@@ -154,12 +161,11 @@ def distill_run(teacher_dir: str | os.PathLike[str], method: str,
     nfes = [1, 2, 4]
     start, wall = time.process_time(), time.perf_counter()
     sigma_data = float(x.std())
-    if method in ("cd", "ct"):
-        fn = fs.consistency_distillation if method == "cd" else fs.consistency_training
-        extra = (dict(n=18, solver="heun", prediction=prediction) if method == "cd"
-                 else dict(s1=160))
-        cm = fn(den if method == "cd" else path, net, x, sigma_data=sigma_data, **extra,
-                **common)
+    if method in CONSISTENCY:
+        extra = (dict(s1=160) if method == "ct" else dict(n=18, prediction=prediction)
+                 if method == "scott" else dict(n=18, solver="heun", prediction=prediction))
+        cm = CONSISTENCY[method](path if method == "ct" else den, net, x,
+                                 sigma_data=sigma_data, **extra, **common)
         spec["consistency"] = {"sigma_data": sigma_data, "prediction": cm.prediction}
         net, config = cm.net, replace(config, target="x0")
         losses = cm.losses

@@ -12,6 +12,10 @@ method         what is learned                                            sample
                sampler by MMD to the data (Aiello et al. 2023)
 ``"mlcm"``     multistep consistency distillation to segment boundaries  DDIM on the boundary
                (MLCM, Xie et al. 2024; Heek et al. 2024's DDIM form)      grid, K steps
+``"scott"``    CD with a multi-step SDE teacher step, noise strength      multistep consistency
+               ``noise=`` (SCott, Liu et al. 2024)
+``"slam"``     CD asked along the sub-path linear ODE between the ends    multistep consistency
+               of each teacher step (SLAM, Xu et al. 2024)
 =============  ==========================================================  =====================
 
 >>> student = distill(teacher, "cd", student=net, data=x0, steps=2000)      # doctest: +SKIP
@@ -39,9 +43,11 @@ from .mmd import mmd2, mmd_finetune
 from .multistep import multistep_distillation, multistep_loss, segment_grid, to_boundary
 from .progressive import progressive_distillation, two_step_target
 from .reflow import reflow, reflow_pairs, straightness, u_shaped
+from .scott import stochastic_consistency_distillation, stochastic_step
+from .slam import sl_point, subpath_distillation
 from .students import ConsistencyStudent, SolverStudent
 
-METHODS = ("cd", "ct", "pd", "reflow", "mmd", "mlcm")
+METHODS = ("cd", "ct", "pd", "reflow", "mmd", "mlcm", "scott", "slam")
 
 __all__ = [
     "METHODS", "distill", "sample", "ConsistencyModel", "ConsistencyStudent", "SolverStudent",
@@ -50,7 +56,8 @@ __all__ = [
     "consistency_grid", "consistency_sample", "multistep_times", "teacher_step", "cd_pairs",
     "one_step_pairs", "curriculum", "interval_probabilities", "interval_weights",
     "two_step_target", "mmd2", "mmd_finetune", "multistep_distillation", "multistep_loss",
-    "segment_grid", "to_boundary",
+    "segment_grid", "to_boundary", "stochastic_step", "stochastic_consistency_distillation",
+    "sl_point", "subpath_distillation",
 ]
 
 Student = ConsistencyStudent | SolverStudent
@@ -74,7 +81,8 @@ def distill(teacher: Denoiser | None, method: str = "cd", *, student: nn.Module,
             only their shape and dtype, the pairs come from the teacher).
         steps: optimiser steps (per round for ``"pd"``).
         pairs, pair_solver, pair_steps: the reflow coupling's size and the teacher ODE solve.
-        eta: the consistency students' re-noising (1: Song et al., 0: deterministic).
+        eta: the consistency students' re-noising (1: Song et al., 0: deterministic); for
+            ``"scott"`` the teacher's SDE noise strength is ``noise=`` (default 0.1).
         options: the method's own keywords (see :func:`consistency_distillation`,
             :func:`consistency_training`, :func:`progressive_distillation`, :func:`reflow`,
             :func:`multistep_distillation`).
@@ -94,6 +102,12 @@ def distill(teacher: Denoiser | None, method: str = "cd", *, student: nn.Module,
         model = consistency_distillation(teacher, student, data, steps=steps,
                                          generator=generator, **options)
         return ConsistencyStudent(model, "cd", eta, model.losses)
+    if method in ("scott", "slam"):
+        if method == "scott":
+            options["eta"] = options.pop("noise", 0.1)
+        fn = stochastic_consistency_distillation if method == "scott" else subpath_distillation
+        model = fn(teacher, student, data, steps=steps, generator=generator, **options)
+        return ConsistencyStudent(model, method, eta, model.losses)
     if method == "ct":
         model = consistency_training(path or teacher.path, student, data, steps=steps,
                                      generator=generator, **options)

@@ -40,19 +40,23 @@ from .consistency import ConsistencyModel, consistency_grid, consistency_loss
 from .loop import by_index, check_data, check_student, draw_batch, fit, noisy
 
 Step = Callable[[Tensor, float, float], Tensor]
+Point = Callable[[Tensor, Tensor, Tensor, Tensor], tuple[Tensor, Tensor]]
 
 __all__ = ["teacher_step", "cd_pairs", "one_step_pairs", "consistency_distillation"]
 
 
-def teacher_step(teacher: Denoiser, solver: str = "heun", substeps: int = 1) -> Step:
+def teacher_step(teacher: Denoiser, solver: str = "heun", substeps: int = 1,
+                 generator: torch.Generator | None = None, **options: Any) -> Step:
     """``step(x, t_from, t_to)``: the teacher's ODE solved from ``t_from`` to ``t_to`` with
-    ``substeps`` steps of ``solver`` on a log-SNR-uniform grid (one step: the interval)."""
+    ``substeps`` steps of ``solver`` on a log-SNR-uniform grid (one step: the interval).
+    ``options`` go to the solver (e.g. ``eta=`` of a stochastic one, drawing from
+    ``generator``: the SDE teacher step of :mod:`.scott`)."""
     if isinstance(substeps, bool) or not isinstance(substeps, int) or substeps < 1:
         raise InterpolantError(f"substeps must be a positive integer, got {substeps!r}")
 
     def step(x: Tensor, t_from: float, t_to: float) -> Tensor:
         grid = make_grid("logsnr", teacher.path, substeps, t_from, t_to)
-        return solve(teacher, x, solver=solver, grid=grid)
+        return solve(teacher, x, solver=solver, grid=grid, generator=generator, **options)
 
     return step
 
@@ -97,7 +101,7 @@ def consistency_distillation(
     solver: str = "heun", substeps: int = 1, ema: float = 0.95, metric: str = "l2",
     sigma_data: float = 0.5, batch_size: int = 256, lr: float = 1e-3,
     generator: torch.Generator | None = None, step: Step | None = None,
-    prediction: str | None = None,
+    prediction: str | None = None, point: Point | None = None,
 ) -> ConsistencyModel:
     """Distil ``teacher`` into ``ConsistencyModel(student, teacher.path)`` (module docstring).
 
@@ -106,6 +110,8 @@ def consistency_distillation(
     or ``heun`` with one substep take the batched step of :func:`one_step_pairs`;
     ``prediction`` parameterises the student like a teacher of that kind (see
     :class:`.consistency.ConsistencyModel`), for a student started from the teacher's weights.
+    ``point(x_{n+1}, t_{n+1}, x^_n, t_n) -> (x, t)`` moves the student's input off
+    ``(x_{n+1}, t_{n+1})`` (SLAM's sub-path linear point, :mod:`.slam`).
     """
     if not isinstance(teacher, Denoiser):
         raise InterpolantError("consistency distillation needs the teacher as an "
@@ -126,7 +132,8 @@ def consistency_distillation(
         x_next = noisy(path, x0, t_next, z)
         x_prev = (one_step_pairs(teacher, x_next, t_next, t_prev, solver) if batched
                   else cd_pairs(step, x_next, idx, ts))
-        return consistency_loss(model, target.model, x_next, t_next, x_prev, t_prev,
+        x_in, t_in = (x_next, t_next) if point is None else point(x_next, t_next, x_prev, t_prev)
+        return consistency_loss(model, target.model, x_in, t_in.to(data.dtype), x_prev, t_prev,
                                 metric=metric)
 
     def after(k: int) -> None:

@@ -9,7 +9,19 @@ both are trained end to end on the usual denoising loss
 
 with ``z`` drawn by the straight-through Gumbel-softmax (forward: the one-hot of
 ``argmax(logits + g)``; backward: the gradient of ``softmax((logits + g) / tau)``; ``g`` Gumbel
-noise). No KL term: the small codebook bounds the information the latents carry. After training
+noise). No KL term: the small codebook bounds the information the latents carry.
+
+Dead codes. Trained so, an encoder can merge components into one code for good: a code that
+no input picks at initialisation gets almost no straight-through gradient (``y_k`` is tiny)
+and the network never learns what it means (measured on 4 separated components: torch seeds
+1 and 2 of 0..3 kept 3 and 2 live codes, agreement 0.75 and 0.51). The remedy is DisCo-Diff's
+own: its released encoder (gcorso/disco-diffdock, ``models/latent_encoder.py``, the latent
+predictor) batch-normalises the latent head. Here the logits themselves pass through a batch
+norm without affine parameters, ``l_k <- (l_k - mean_B l_k) / std_B l_k`` per latent and code,
+so every code is above its batch mean for part of every batch and none can die (seeds 0..5: 6
+of 6 recover the components, against 3 of 6 with the norm on the hidden layers as released);
+:meth:`DiscreteEncoder.codes` uses the running statistics. ``norm=False`` restores the plain
+head. After training
 a prior ``p_psi(z) = prod_l p(z_l | z_<l)`` is fitted to the encoder's codes (the paper: an
 autoregressive transformer; here exact tables, the maximum-likelihood autoregressive model for
 few latents); sampling draws ``z ~ p_psi`` and integrates the ODE of ``F_theta(., ., z)``.
@@ -52,9 +64,11 @@ def gumbel_softmax(logits: Tensor, tau: float, hard: bool = True,
 
 
 class DiscreteEncoder(nn.Module):
-    """``q(z | x_0)``: an MLP from points ``(B, dim)`` to logits ``(B, n_latents, codebook)``."""
+    """``q(z | x_0)``: an MLP from points ``(B, dim)`` to logits ``(B, n_latents, codebook)``,
+    batch-normalised (no affine parameters) unless ``norm=False`` (see the module docstring)."""
 
-    def __init__(self, dim: int, n_latents: int = 1, codebook: int = 8, hidden: int = 64) -> None:
+    def __init__(self, dim: int, n_latents: int = 1, codebook: int = 8, hidden: int = 64,
+                 norm: bool = True) -> None:
         super().__init__()
         for name, value in (("dim", dim), ("n_latents", n_latents), ("codebook", codebook),
                             ("hidden", hidden)):
@@ -66,6 +80,8 @@ class DiscreteEncoder(nn.Module):
         self.dim, self.n_latents, self.codebook = dim, n_latents, codebook
         self.net = nn.Sequential(nn.Linear(dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden),
                                  nn.SiLU(), nn.Linear(hidden, n_latents * codebook))
+        if norm:
+            self.net.append(nn.BatchNorm1d(n_latents * codebook, affine=False))
 
     def forward(self, x0: Tensor) -> Tensor:
         if x0.ndim != 2 or x0.shape[1] != self.dim:
@@ -75,8 +91,13 @@ class DiscreteEncoder(nn.Module):
 
     @torch.no_grad()
     def codes(self, x0: Tensor) -> Tensor:
-        """The most likely codes ``argmax q(z | x_0)``, int64 ``(B, n_latents)``."""
-        return self(x0).argmax(-1)
+        """The most likely codes ``argmax q(z | x_0)``, int64 ``(B, n_latents)`` (in eval
+        mode: the logits' norm uses its running statistics and does not update them)."""
+        mode = self.training
+        try:
+            return self.eval()(x0).argmax(-1)
+        finally:
+            self.train(mode)
 
 
 class DisCoObjective(nn.Module):

@@ -16,6 +16,7 @@ Every method wraps (DESIGN.md: acceleration wraps a denoiser, it does not patch 
 - :class:`TimeShift`: the Time-Shift Sampler's shifted network times (exposure bias);
 - :class:`DynamicCompensation`, :func:`fit_ratios`: DC-Solver's compensated model outputs;
 - :func:`learn_schedule`: the full calls of a cache learned on the final error (HarmoniCa);
+- :func:`train_router`, :class:`RoutedDiT`: HarmoniCa's trained per-call, per-block router;
 - :func:`calibrate_exits`, :class:`EarlyExitDiT`: fewer DiT blocks where the time step allows
   it, within a measured error (after DeeDiff);
 - :func:`eda_calibration`, :func:`reconstruct`: EDA-DM's calibration samples aligned with the
@@ -31,6 +32,7 @@ from .early_exit import EarlyExitDiT, calibrate_exits
 from .eda import alignment_weights, allocate, eda_calibration, reconstruct
 from .quantize import (calibration_inputs, fake_quantize, quantize_int8, round_to_bits,
                        temporal_layers)
+from .router import RoutedDiT, Router, train_router
 from .search import DEFAULT_CANDIDATES, SearchResult, search
 from .statistics import model_statistics
 from .time_shift import TimeShift
@@ -38,6 +40,7 @@ from .time_shift import TimeShift
 __all__ = [
     "BlockCacheDiT", "CacheSchedule", "CastNetwork", "CompiledNetwork", "DEFAULT_CANDIDATES",
     "alignment_weights", "allocate", "eda_calibration", "reconstruct",
+    "RoutedDiT", "Router", "train_router",
     "DeepCacheUNet", "DynamicCompensation", "EarlyExitDiT", "EncoderPropagationUNet",
     "LearnedSchedule", "SearchResult", "TimeShift", "accelerate", "calibrate_exits",
     "calibration_inputs", "compile_network", "fake_quantize", "fit_ratios", "learn_schedule",

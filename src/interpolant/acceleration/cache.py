@@ -51,7 +51,7 @@ class CacheSchedule:
 
     def reset(self) -> None:
         """Forget the current run (the next call is full)."""
-        self._k, self._last_t, self._key = 0, None, None
+        self._k, self._last_t, self._key, self.call = 0, None, None, 0
 
     def is_full(self, x: Tensor, t: Tensor) -> bool:
         """Whether this call (input ``x`` at times ``t``) must run the whole network."""
@@ -60,6 +60,7 @@ class CacheSchedule:
         if key != self._key or self._last_t is None or t_now > self._last_t:
             self._k = 0
         k, self._k, self._last_t, self._key = self._k, self._k + 1, t_now, key
+        self.call = k  # this call's index in its run
         if self.full_calls is not None:
             return k in self.full_calls
         return k % self.interval == 0

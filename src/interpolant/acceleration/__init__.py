@@ -18,7 +18,8 @@ Every method wraps (DESIGN.md: acceleration wraps a denoiser, it does not patch 
 - :func:`learn_schedule`: the full calls of a cache learned on the final error (HarmoniCa);
 - :func:`train_router`, :class:`RoutedDiT`: HarmoniCa's trained per-call, per-block router;
 - :func:`calibrate_exits`, :class:`EarlyExitDiT`: fewer DiT blocks where the time step allows
-  it, within a measured error (after DeeDiff);
+  it, within a measured error (after DeeDiff); :func:`train_heads`, :func:`uncertain_exits`:
+  DeeDiff's trained uncertainty heads deciding the exit input by input;
 - :func:`eda_calibration`, :func:`reconstruct`: EDA-DM's calibration samples aligned with the
   run's time steps and block reconstruction of the rounding (``quantize="eda<bits>"``).
 """
@@ -28,6 +29,7 @@ from .cache import BlockCacheDiT, CacheSchedule, DeepCacheUNet, EncoderPropagati
 from .cache_search import LearnedSchedule, learn_schedule
 from .compensation import DynamicCompensation, fit_ratios
 from .compile import CastNetwork, CompiledNetwork, accelerate, compile_network, quantization
+from .deediff import UncertainExitDiT, UncertaintyHeads, train_heads, uncertain_exits
 from .early_exit import EarlyExitDiT, calibrate_exits
 from .eda import alignment_weights, allocate, eda_calibration, reconstruct
 from .quantize import (calibration_inputs, fake_quantize, quantize_int8, round_to_bits,
@@ -40,7 +42,8 @@ from .time_shift import TimeShift
 __all__ = [
     "BlockCacheDiT", "CacheSchedule", "CastNetwork", "CompiledNetwork", "DEFAULT_CANDIDATES",
     "alignment_weights", "allocate", "eda_calibration", "reconstruct",
-    "RoutedDiT", "Router", "train_router",
+    "RoutedDiT", "Router", "train_router", "UncertainExitDiT", "UncertaintyHeads",
+    "train_heads", "uncertain_exits",
     "DeepCacheUNet", "DynamicCompensation", "EarlyExitDiT", "EncoderPropagationUNet",
     "LearnedSchedule", "SearchResult", "TimeShift", "accelerate", "calibrate_exits",
     "calibration_inputs", "compile_network", "fake_quantize", "fit_ratios", "learn_schedule",

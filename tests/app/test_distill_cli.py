@@ -10,6 +10,7 @@ import re
 import pytest
 import torch
 
+from interpolant import paths
 from interpolant.app.runs import load_trained
 from support.cli import run_cli
 
@@ -93,3 +94,34 @@ def test_bad_input_is_refused_in_one_line_and_writes_nothing(capsys, digits_run,
     assert code == 2 and "not a run directory" in err and not out.exists()
     code, _, err = _distill(capsys, digits_run, digits_run, "cd")
     assert code == 2 and "not an empty folder" in err
+
+
+def test_a_cosine_students_grid_is_stored_and_sample_uses_it(capsys, digits_run, tmp_path):
+    """The digits run is on the cosine path (alpha(1) = 0), whose 2-step log-SNR grid spends
+    its first step at t = 1 -> 0.996: the student is distilled on the uniform grid instead and
+    tuned.json holds it, so `interpolant sample --nfe 2` draws on that grid (not the path's
+    default, which gives other samples)."""
+    from safetensors.torch import load_file
+
+    from interpolant.app.distill import student_grid
+    from interpolant.app.draw import draw
+    from interpolant.grids import make
+
+    teacher = load_trained(digits_run).denoiser
+    assert student_grid(teacher.path) == "uniform"
+    assert student_grid(paths.VPLinear()) == "logsnr"
+    run = tmp_path / "mlcm"
+    assert _distill(capsys, digits_run, run, "mlcm", "--nfe", 2)[0] == 0
+    uniform = make("uniform", teacher.path, 2)
+    choice = json.loads((run / "tuned.json").read_text())["choices"]["2"]
+    assert choice["solver"] == "ddim" and torch.allclose(torch.tensor(choice["grid"], dtype=torch.float64), uniform,
+                                                           rtol=0, atol=1e-12)
+    assert json.loads((run / "student.json").read_text())["grid"] == "uniform"
+    code, out, err = run_cli(capsys, "sample", "--run-dir", run, "--nfe", 2, "--n", 4,
+                             "--out", tmp_path / "s.png")
+    assert code == 0 and "ddim, 2 steps" in out, err
+    got = load_file(str(tmp_path / "s.safetensors"))["samples"]
+    student = load_trained(run)
+    on_uniform = draw(student.denoiser, "ddim", 2, 4, 0, student.shape, None, grid=uniform)[0]
+    on_default = draw(student.denoiser, "ddim", 2, 4, 0, student.shape, None)[0]
+    assert torch.equal(got, on_uniform) and not torch.allclose(got, on_default, atol=1e-3)

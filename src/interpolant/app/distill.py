@@ -28,6 +28,11 @@ method     the student's run                                      sample it with
            linear ODE of each interval
 =========  =====================================================  ============================
 
+A student samples on the time grid it was distilled for, stored with the run as its tuned
+choice per NFE (``tuned.json``, which ``interpolant sample --run-dir RUN --nfe N`` uses): the
+path's default grid, or a uniform one on a path that reaches pure noise (``alpha(1) = 0``, the
+cosine path), whose log-SNR and Karras grids would spend a step at ``t = 1`` all but idle.
+
 The student learns the teacher's unconditional model (a class-conditional teacher is called
 without labels); its run samples without labels. Everything is checked (the teacher loads, the
 student network fits the data, the run directory is free) before any work, and nothing is
@@ -51,8 +56,10 @@ from torch import nn
 
 from .. import fewstep as fs
 from ..errors import InterpolantError, unknown_name
+from ..grids import make as make_grid
 from ..predictions import Denoiser
 from .runs import CONFIG_FILE, TrainedRun, build_model, load_data, load_trained, write_json
+from .tune import TUNED_FILE
 
 SOLVER = {"cd": "ddim", "ct": "ddim", "pd": "ddim", "reflow": "euler", "mmd": "ddim",
           "mlcm": "ddim", "scott": "ddim", "slam": "ddim"}
@@ -90,9 +97,27 @@ def student_denoiser(net: nn.Module, path: Any, target: str, spec: dict[str, Any
     return Denoiser(model, path, prediction=target)
 
 
+def student_grid(path: Any) -> str:
+    """The grid kind a student of ``path`` is distilled and sampled on (module docstring)."""
+    return "uniform" if float(path.alpha(1.0)) < 1e-6 else path.default_grid
+
+
+def tuned_choices(solver: str, grids: dict[int, torch.Tensor]) -> dict[str, Any]:
+    """``tuned.json``'s choices: per NFE the student's solver and explicit grid, in the record
+    of :class:`interpolant.acceleration.SearchResult` (no search ran: errors are NaN)."""
+    return {str(nfe): {"solver": solver, "options": {}, "nfe": nfe, "grid": grid.tolist(),
+                       "error": float("nan"), "default_error": float("nan"),
+                       "source": "the grid the student was distilled for"}
+            for nfe, grid in grids.items()}
+
+
 def _check(method: str, steps: Any, nfe: Any, teacher_dir: Path, run_dir: Path) -> None:
     if method not in fs.METHODS:
         raise unknown_name("distillation method", method, fs.METHODS)
+    if method not in SOLVER:
+        raise InterpolantError(f"method {method!r} is library only (interpolant.fewstep.distill):"
+                               f" its student is not a network sampled by a solver, which a run "
+                               f"holds; the command distils {', '.join(SOLVER)}")
     for name, value in (("--steps", steps), ("--nfe", nfe)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InterpolantError(f"{name} must be a positive integer, got {value!r}")
@@ -158,7 +183,7 @@ def distill_run(teacher_dir: str | os.PathLike[str], method: str,
     common = dict(steps=steps, batch_size=batch_size, lr=lr or LR[method], generator=g)
     classes = getattr(net, "config", {}).get("num_classes") if copied else None
     spec: dict[str, Any] = {"method": method, "unconditional": classes is not None}
-    nfes = [1, 2, 4]
+    nfes, grid = [1, 2, 4], student_grid(path)
     start, wall = time.process_time(), time.perf_counter()
     sigma_data = float(x.std())
     if method in CONSISTENCY:
@@ -175,7 +200,7 @@ def distill_run(teacher_dir: str | os.PathLike[str], method: str,
         common["steps"] = max(steps // rounds, 1)
         student = fs.progressive_distillation(den, net, x, teacher_steps=teacher_nfe,
                                               rounds=rounds, prediction=target,
-                                              grid=path.default_grid, **common)
+                                              grid=grid, **common)
         net, config, losses, nfes = student.denoiser.model, replace(config, target=target), \
             student.losses, [nfe]
     elif method == "reflow":
@@ -186,22 +211,29 @@ def distill_run(teacher_dir: str | os.PathLike[str], method: str,
     elif method == "mlcm":
         student = fs.multistep_distillation(den, net, x, segments=nfe, n=8, solver="heun",
                                             prediction=prediction or "v",
-                                            grid=path.default_grid, **common)
+                                            grid=grid, **common)
         net, config = student.denoiser.model, replace(config, target=student.denoiser.prediction)
         losses, nfes = student.losses, [nfe]
     else:
         student = fs.mmd_finetune(Denoiser(net, path, den.prediction), x, nfe=nfe,
-                                  grid=path.default_grid, **common)
+                                  grid=grid, **common)
         config, losses, nfes = replace(config, target=den.prediction), student.losses, [nfe]
+    trained = None if method in CONSISTENCY else student.trained_grid
+    if method == "reflow":
+        path, grid = student.path, student.grid
+    grids = {k: trained if trained is not None and trained.numel() == k + 1
+             else make_grid(grid, path, k) for k in nfes}
     info = {"method": method, "teacher": str(teacher_dir.resolve()), "solver": SOLVER[method],
-            "nfes": nfes, "steps": steps, "cpu_seconds": round(time.process_time() - start, 2),
+            "nfes": nfes, "grid": grid, "steps": steps,
+            "cpu_seconds": round(time.process_time() - start, 2),
             "seconds": round(time.perf_counter() - wall, 2), "sigma_data": sigma_data}
-    _write(run_dir, config, net, spec, info, losses, list(x.shape[1:]), steps)
+    _write(run_dir, config, net, spec, info, losses, list(x.shape[1:]), steps,
+           tuned_choices(SOLVER[method], grids))
     return info
 
 
 def _write(run_dir: Path, config: Any, net: nn.Module, spec: dict, info: dict,
-           losses: list[float], shape: list[int], steps: int) -> None:
+           losses: list[float], shape: list[int], steps: int, tuned: dict[str, Any]) -> None:
     """Write the student run into a temporary sibling, then move it into place."""
     from ..training.checkpoint import save_checkpoint
 
@@ -211,6 +243,7 @@ def _write(run_dir: Path, config: Any, net: nn.Module, spec: dict, info: dict,
         tmp.mkdir(parents=True)
         write_json(tmp / CONFIG_FILE, config.to_json())
         write_json(tmp / STUDENT_FILE, info)
+        write_json(tmp / TUNED_FILE, {"choices": tuned})
         manifest = {"model": getattr(net, "config", None), "arch": getattr(net, "arch", None),
                     "data_shape": shape, "student": spec}
         save_checkpoint(tmp / "checkpoints", steps, net, config=manifest)

@@ -87,9 +87,15 @@ def test_cache_interval_one_and_32_bits_are_the_identity(capsys, run_dir, tmp_pa
     (("--quantize", "int4"), "no int4 kernels"),
     (("--quantize", "fake40"), "2 to 32 bits"),
     (("--quantize", "fake4ta"), "unknown quantization 'fake4ta'"),
+    (("--quantize", "eda40"), "2 to 32 bits"),
     (("--solver", "tuned", "--nfe", 7), "no tuned choice for --nfe 7"),
     (("--solver", "tuned", "--label", 1), "unguided sampling"),
     (("--solver", "heun", "--nfe", 1), "more than the budget of 1"),
+    (("--early-exit", "0.1"), "early exit needs a transformer"),
+    (("--early-exit", "-1"), "--early-exit must be a finite number >= 0"),
+    (("--early-exit", "0.1", "--cache", "deepcache"), "does not combine with --cache"),
+    (("--time-shift", "--label", 1), "--time-shift transform unguided sampling"),
+    (("--dc-solver", "--solver", "heun", "--nfe", 8), "solvers with one evaluation per step"),
 ])
 def test_bad_sample_requests_end_in_one_line(capsys, run_dir, tmp_path, options, message):
     code, _, err = run_cli(capsys, "sample", "--run-dir", run_dir, "--n", 2,

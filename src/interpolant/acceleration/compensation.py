@@ -97,6 +97,18 @@ def _states(den: Any, x: Tensor, grid: Tensor, cond: Any, solver: str,
         return [s.x for s in trajectory(den, x, solver, grid=grid, cond=cond, **options)]
 
 
+def _substeps(path: Any, t0: Tensor, t1: Tensor, n: int) -> Tensor:
+    """``n`` times from ``t0`` (included) towards ``t1`` (excluded), evenly in log-SNR; evenly
+    in ``t`` where the log-SNR is too steep to invert in float64 (``t`` near 1 on a cosine
+    path: neighbouring log-SNRs map back to the same ``t``)."""
+    lam = path.lam(torch.stack([t0, t1]))
+    ts = path.t_of_lam(torch.linspace(float(lam[0]), float(lam[1]), n + 1, dtype=torch.float64))
+    ts[0], ts[-1] = t0, t1
+    if not bool(torch.all(ts[1:] < ts[:-1])):
+        ts = torch.linspace(float(t0), float(t1), n + 1, dtype=torch.float64)
+    return ts[:-1]
+
+
 def fit_ratios(denoiser: Any, x_start: Tensor, grid: Tensor, solver: str = "dpm++2m",
                order: int = 2, cond: Any = None, refine: int = 20, bounds: tuple[float, float]
                = (0.0, 2.0), **solver_options: Any) -> list[float]:
@@ -106,11 +118,8 @@ def fit_ratios(denoiser: Any, x_start: Tensor, grid: Tensor, solver: str = "dpm+
     grid = torch.as_tensor(grid, dtype=torch.float64)
     if grid.ndim != 1 or grid.numel() < 2 or not bool(torch.all(grid[1:] < grid[:-1])):
         raise InterpolantError("fit_ratios needs an explicit decreasing grid of at least 2 times")
-    lam = denoiser.path.lam(grid)
-    fine = torch.cat([denoiser.path.t_of_lam(torch.linspace(float(lam[i]), float(lam[i + 1]),
-                                                            refine + 1, dtype=torch.float64))[:-1]
+    fine = torch.cat([_substeps(denoiser.path, grid[i], grid[i + 1], refine)
                       for i in range(grid.numel() - 1)] + [grid[-1:]])
-    fine[0] = grid[0]
     ref = _states(denoiser, x_start, fine, cond, "dpm++3m", {})[refine - 1::refine]
     steps = grid.numel() - 1
     ratios = [1.0] * steps

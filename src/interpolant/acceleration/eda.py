@@ -153,7 +153,7 @@ def blocks(net: nn.Module, example: tuple[Tensor, Tensor, Any]) -> list[str]:
 
 
 def reconstruct(net: nn.Module, bits: int, calibration: Calibration, activations: bool = True,
-                iters: int = 200, lr: float = 1e-2, reg: float = 0.01) -> nn.Module:
+                iters: int = 100, lr: float = 1e-2, reg: float = 0.01) -> nn.Module:
     """FBR (module docstring): a copy of ``net`` with ``bits``-bit weights whose rounding is
     learned block by block on ``calibration`` (see :func:`eda_calibration`), and, with
     ``activations``, layer inputs rounded to ``bits`` on the calibration ranges."""

@@ -12,7 +12,10 @@ network through :func:`interpolant.acceleration.accelerate`: DeepCache or encode
 for a DiT, int8 kernels or fake ``fake<bits>[a][t]`` quantization (activations with ``a``,
 calibrated on a plain run across the trajectory; ``t``: the time embedding kept exact) or
 EDA-DM (``eda<bits>``),
-``torch.compile`` with the plain network as fallback.
+``torch.compile`` with the plain network as fallback. ``--early-exit THRESH`` (DiT: the fewest
+blocks whose measured exit error is within THRESH), ``--time-shift [WINDOW]`` (Time-Shift
+Sampler) and ``--dc-solver`` (DC-Solver's compensation) transform the denoiser, calibrated or
+fitted on a plain run of 8 fixed starts with the sampling solver and grid.
 
 Options are checked before the run is loaded and the network's fit (a cache for its blocks)
 before anything is sampled, so a refused request writes nothing. Imports here stay light:
@@ -44,6 +47,13 @@ def add_sample_options(p: argparse.ArgumentParser) -> None:
                    "calibration aligned with the time steps, rounding learned block by block)")
     p.add_argument("--compile", action="store_true", help="torch.compile the network (the "
                    "plain network if compilation fails)")
+    p.add_argument("--time-shift", type=float, nargs="?", const=0.03, metavar="WINDOW",
+                   help="Time-Shift Sampler: feed the network the time, within WINDOW (default "
+                   "0.03) of the step's, whose marginal variance matches the state's")
+    p.add_argument("--dc-solver", action="store_true", help="DC-Solver: compensate the model "
+                   "outputs of a one-evaluation-per-step solver with ratios fitted on 8 starts")
+    p.add_argument("--early-exit", type=float, metavar="THRESH", help="DiT: run at each call "
+                   "the fewest blocks whose exit error, measured on a plain run, is <= THRESH")
 
 
 def add_parser(sub: argparse._SubParsersAction, fmt: type) -> None:
@@ -83,7 +93,38 @@ def check_sample_options(args: argparse.Namespace) -> dict[str, Any]:
     parse_cache(args.cache)
     if args.quantize is not None:
         quantization(args.quantize)
-    return _tuned_or_named(args)
+    _check_transforms(args)
+    tuned = _tuned_or_named(args)
+    args.tuned = tuned
+    if args.dc_solver:
+        from ..solvers import get
+
+        solver = get(args.solver)
+        if solver.own_grid or solver.max_nfe(4) != 4:
+            raise InterpolantError(f"--dc-solver compensates solvers with one evaluation per "
+                                   f"step (dpm++2m, dpm++3m, unipc, deis, ipndm); {args.solver} "
+                                   "is not one")
+    return tuned
+
+
+def _check_transforms(args: argparse.Namespace) -> None:
+    """``--time-shift``, ``--dc-solver`` and ``--early-exit``: their values, and what they
+    cannot be combined with."""
+    import math
+
+    given = [f"--{n.replace('_', '-')}" for n in ("time_shift", "dc_solver", "early_exit")
+             if getattr(args, n, None) not in (None, False)]
+    for name in ("time_shift", "early_exit"):
+        value = getattr(args, name, None)
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise InterpolantError(f"--{name.replace('_', '-')} must be a finite number >= 0, "
+                                   f"got {value}")
+    if given and any(getattr(args, n, None) is not None for n in ("label", "guidance", "steer")):
+        raise InterpolantError(f"{' and '.join(given)} transform unguided sampling; drop "
+                               "--label/--guidance/--steer")
+    if args.early_exit is not None and (args.cache or args.quantize or args.compile):
+        raise InterpolantError("--early-exit runs the DiT's own blocks; it does not combine "
+                               "with --cache, --quantize or --compile")
 
 
 def _tuned_or_named(args: argparse.Namespace) -> dict[str, Any]:
@@ -130,13 +171,14 @@ def read_tuned(run_dir: Path) -> dict[str, Any]:
 
 
 def accelerated(args: argparse.Namespace, run: Any) -> Any:
-    """The run's denoiser accelerated as ``--cache``, ``--quantize``, ``--compile`` ask
-    (the plain one when none is given)."""
+    """The run's denoiser accelerated as ``--cache``, ``--quantize``, ``--compile`` ask, then
+    transformed as ``--early-exit``, ``--time-shift``, ``--dc-solver`` ask (the plain one when
+    none is given)."""
     from .. import acceleration as acc
 
     cache = parse_cache(args.cache)
     if cache is None and args.quantize is None and not args.compile:
-        return run.denoiser
+        return _transformed(args, run, run.denoiser)
     den = run.denoiser
     name, interval = cache if cache is not None else (None, 1)
     calibration = None
@@ -151,8 +193,9 @@ def accelerated(args: argparse.Namespace, run: Any) -> Any:
         calibration = (acc.eda_calibration(den, starts, total=64, **run_kw)
                        if args.quantize.startswith("eda")
                        else acc.calibration_inputs(den, starts, per_call=8, **run_kw))
-    return acc.accelerate(den, cache=name, interval=interval, quantize=args.quantize,
-                          compile=args.compile, calibration=calibration)
+    return _transformed(args, run, acc.accelerate(
+        den, cache=name, interval=interval, quantize=args.quantize, compile=args.compile,
+        calibration=calibration))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -198,3 +241,36 @@ def run(args: argparse.Namespace) -> int:
           f"{len(found.tried)} tried -> {file}")
     print(f"`interpolant sample --run-dir {args.run_dir} --nfe {args.nfe}` now uses it")
     return 0
+
+
+def _transformed(args: argparse.Namespace, run: Any, den: Any) -> Any:
+    """``den`` with ``--early-exit``, ``--time-shift`` and ``--dc-solver`` applied, each
+    calibrated or fitted on a plain run of 8 fixed starts with the sampling solver and grid."""
+    if args.early_exit is None and args.time_shift is None and not args.dc_solver:
+        return den
+    import torch
+
+    from .. import acceleration as acc
+    from ..grids import make
+    from .draw import plan_steps
+    from .runs import load_data
+
+    starts = torch.randn((8, *run.shape), generator=torch.Generator().manual_seed(54321))
+    starts = starts * float(den.path.sigma(1.0))
+    classes = getattr(den.model, "config", {}).get("num_classes")
+    cond = None if classes is None else torch.arange(8) % classes
+    options = dict(getattr(args, "tuned", None) or {})
+    grid = options.pop("grid", None)
+    if grid is None:
+        grid = make(den.path.default_grid, den.path, plan_steps(args.solver, args.nfe, den.path))
+    if args.early_exit is not None:
+        den = acc.calibrate_exits(den, starts, args.early_exit, per_call=8, solver=args.solver,
+                                  grid=grid, cond=cond, **options)
+    if args.time_shift is not None:
+        data = load_data(run.config, "train")[0][:512]
+        den = acc.TimeShift(den, window=args.time_shift, cutoff=0.3,
+                            data_variance=acc.TimeShift.variance_of(data))
+    if args.dc_solver:
+        den = acc.DynamicCompensation(den, acc.fit_ratios(den, starts, grid, solver=args.solver,
+                                                          cond=cond, **options))
+    return den

@@ -26,9 +26,12 @@ block with the full-precision one at block AND layer granularity:
 
     L = |B_q(u) - B(u)|^2 + sum_{layers l in the block} |l_q - l|^2 + lambda_r reg
 
-on the block inputs ``u`` of the calibration set (activations rounded as in use, with a
-straight-through gradient). Since ``w_q`` stays within one step ``s`` of ``w``, 32 bits is the
-identity to float precision whatever is learned.
+on the block inputs ``u`` of the calibration set, with the activations rounded as in use
+(ranges from the calibration set, their scale learned too, LSQ-style, with a straight-through
+gradient through the rounding). A block keeps what it learned only if its hard-rounded loss
+beats round-to-nearest with the observed ranges, so no block ends worse than PTQ4DM-style
+calibration on the calibration inputs. Since ``w_q`` stays within one step ``s`` of ``w``,
+32 bits is the identity to float precision whatever is learned.
 """
 
 from __future__ import annotations
@@ -245,7 +248,7 @@ def _fit_block(fp: nn.Module, q: nn.Module, net: nn.Module, calibration: Calibra
         for n, w in (learned if keep else nearest).items():
             q.get_parameter(n).copy_(w)
     for n in observed:
-        ranges[id(layers[n])] = (learned_ranges if keep else observed)[n].float()
+        ranges[id(layers[n])] = (learned_ranges if keep else observed)[n].detach()
 
 
 def _soft(v: Tensor) -> Tensor:

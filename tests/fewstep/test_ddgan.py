@@ -139,3 +139,23 @@ def test_bad_input_and_divergence_are_refused(oracle):
     bad[:] = float("nan")
     with pytest.raises(InterpolantError, match="diverged at step 0"):
         dg.train_ddgan(bad, steps=2, batch_size=8)
+
+
+def test_distill_trains_a_ddgan_without_a_teacher_and_emdm_with_labels(oracle):
+    """``distill(None, "ddgan")`` trains from data on the given path; a teacher lends its path;
+    ``fs.sample`` draws with the trained number of steps; EMDM takes ``labels=``."""
+    from interpolant import fewstep as fs
+
+    data = oracle.data[:256].float()
+    student = fs.distill(None, "ddgan", data=data, steps=2, n_steps=4, batch_size=16,
+                         path=ip.paths.VPCosine())
+    assert isinstance(student.path, ip.paths.VPCosine) and student.steps == 4
+    assert fs.sample(student, torch.randn(8, 2), nfe=4).shape == (8, 2)
+    lent = fs.distill(oracle.teacher, "ddgan", data=data, steps=1, n_steps=1, batch_size=16)
+    assert lent.path is oracle.path
+    labels = (data[:, 0] > 0).long()
+    cond = fs.distill(None, "emdm", data=data, labels=labels, steps=1, batch_size=16)
+    assert cond.method == "emdm"
+    assert fs.sample(cond, torch.randn(8, 2), nfe=2, cond=labels[:8]).shape == (8, 2)
+    with pytest.raises(InterpolantError, match="EMDM is conditional"):
+        fs.distill(None, "emdm", data=data, steps=1)

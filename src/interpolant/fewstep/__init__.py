@@ -16,6 +16,15 @@ method         what is learned                                            sample
                ``noise=`` (SCott, Liu et al. 2024)
 ``"slam"``     CD asked along the sub-path linear ODE between the ends    multistep consistency
                of each teacher step (SLAM, Xu et al. 2024)
+``"dpm-ot"``   nothing: the semi-discrete OT map from noise to the data  OT map, then the
+               diffused to ``t_start`` (DPM-OT, Li et al. 2023)           teacher from t_start
+``"disback"``  a one-step generator ``student(z, t=1)`` by score          the generator, NFE 1
+               distillation along the recorded degradation path
+               (DisBack, Zhang et al. 2024); ``fake=`` for an oracle
+``"ddgan"``    a generator ``G(x_t, z, t)`` of ``x0`` per large step,      ``N`` GAN steps
+               adversarially, from data (no teacher; Xiao et al. 2022)    (``n_steps=``, 1-4)
+``"emdm"``     the label-conditional DDGAN with x0 reconstruction         ``N`` GAN steps, cond
+               (EMDM, Zhou et al. 2024; ``labels=``)
 =============  ==========================================================  =====================
 
 >>> student = distill(teacher, "cd", student=net, data=x0, steps=2000)      # doctest: +SKIP
@@ -37,7 +46,11 @@ from ..paths import GaussianPath
 from ..predictions import Denoiser
 from .consistency import (ConsistencyModel, consistency_grid, consistency_loss,
                           consistency_sample, multistep_times, pseudo_huber)
+from .ddgan import GanStudent, train_ddgan
+from .disback import GeneratorStudent, disback, score_distillation, sd_loss
 from .distillation import cd_pairs, consistency_distillation, one_step_pairs, teacher_step
+from .dpm_ot import OTStudent, SemiDiscreteOT, dpm_ot, fit_semidiscrete_ot
+from .emdm import train_emdm
 from .ict import consistency_training, curriculum, interval_probabilities, interval_weights
 from .mmd import mmd2, mmd_finetune
 from .multistep import multistep_distillation, multistep_loss, segment_grid, to_boundary
@@ -47,7 +60,8 @@ from .scott import stochastic_consistency_distillation, stochastic_step
 from .slam import sl_point, subpath_distillation
 from .students import ConsistencyStudent, SolverStudent
 
-METHODS = ("cd", "ct", "pd", "reflow", "mmd", "mlcm", "scott", "slam")
+METHODS = ("cd", "ct", "pd", "reflow", "mmd", "mlcm", "scott", "slam", "dpm-ot", "disback",
+           "ddgan", "emdm")
 
 __all__ = [
     "METHODS", "distill", "sample", "ConsistencyModel", "ConsistencyStudent", "SolverStudent",
@@ -57,14 +71,17 @@ __all__ = [
     "one_step_pairs", "curriculum", "interval_probabilities", "interval_weights",
     "two_step_target", "mmd2", "mmd_finetune", "multistep_distillation", "multistep_loss",
     "segment_grid", "to_boundary", "stochastic_step", "stochastic_consistency_distillation",
-    "sl_point", "subpath_distillation",
+    "sl_point", "subpath_distillation", "dpm_ot", "fit_semidiscrete_ot", "SemiDiscreteOT",
+    "OTStudent", "disback", "score_distillation", "sd_loss", "GeneratorStudent",
+    "train_ddgan", "train_emdm", "GanStudent",
 ]
 
-Student = ConsistencyStudent | SolverStudent
+Student = ConsistencyStudent | SolverStudent | OTStudent | GeneratorStudent | GanStudent
+GANS = ("ddgan", "emdm")  # trained from data: teacher optional (its path is used)
 
 
-def distill(teacher: Denoiser | None, method: str = "cd", *, student: nn.Module,
-            data: Tensor | None = None, steps: int = 1000, path: GaussianPath | None = None,
+def distill(teacher: Denoiser | None, method: str = "cd", *,
+            student: nn.Module | None = None, data: Tensor | None = None, steps: int = 1000, path: GaussianPath | None = None,
             pairs: int = 4096, pair_solver: str = "dpm++2m", pair_steps: int = 20,
             eta: float = 1.0, generator: torch.Generator | None = None,
             **options: Any) -> Student:
@@ -76,7 +93,10 @@ def distill(teacher: Denoiser | None, method: str = "cd", *, student: nn.Module,
         method: one of :data:`METHODS`.
         student: the network ``model(x, t, cond)``, shaped like the data; trained in place
             (for ``"mmd"`` the network to fine-tune, usually a copy of the teacher's, with
-            the teacher's path and ``prediction`` unless ``prediction=`` is given).
+            the teacher's path and ``prediction`` unless ``prediction=`` is given; for
+            ``"disback"`` the one-step generator ``student(z, t)``; ``"dpm-ot"`` has none;
+            for ``"ddgan"``/``"emdm"`` the generator ``G(x_t, z, t, cond)``, default
+            :class:`.gan_nets.GanGenerator`).
         data: training samples ``(n, ...)`` (``"cd"``, ``"ct"``, ``"pd"``; for ``"reflow"``
             only their shape and dtype, the pairs come from the teacher).
         steps: optimiser steps (per round for ``"pd"``).
@@ -85,19 +105,32 @@ def distill(teacher: Denoiser | None, method: str = "cd", *, student: nn.Module,
             ``"scott"`` the teacher's SDE noise strength is ``noise=`` (default 0.1).
         options: the method's own keywords (see :func:`consistency_distillation`,
             :func:`consistency_training`, :func:`progressive_distillation`, :func:`reflow`,
-            :func:`multistep_distillation`).
+            :func:`multistep_distillation`, :func:`dpm_ot`, :func:`disback` with
+            ``batch_size``, :func:`train_ddgan` with ``n_steps``, :func:`train_emdm` with
+            ``labels``).
     """
     if method not in METHODS:
         raise unknown_name("distillation method", method, METHODS)
     if teacher is not None and not isinstance(teacher, Denoiser):
         raise InterpolantError(f"the teacher must be an interpolant.Denoiser (a loaded run's "
                                f"network with its path), got {type(teacher).__name__}")
-    if teacher is None and not (method == "ct" and path is not None):
-        raise InterpolantError(f"method {method!r} needs a teacher denoiser "
-                               "(only 'ct' trains without one, given path=)")
+    if teacher is None and not (method == "ct" and path is not None) and method not in GANS:
+        raise InterpolantError(f"method {method!r} needs a teacher denoiser (only 'ct', "
+                               "given path=, and 'ddgan'/'emdm' train without one)")
     if data is None:
         raise InterpolantError("give data= (training samples, or for reflow one batch that "
                                "shows the data's shape and dtype)")
+    if method in GANS:  # from data; a teacher only lends its path
+        train = train_ddgan if method == "ddgan" else train_emdm
+        labels = () if method == "ddgan" else (options.pop("labels", None),)
+        return train(data, *labels, steps=steps, generator_net=student, generator=generator,
+                     path=path or (teacher.path if teacher is not None else None), **options)
+    if method == "dpm-ot":
+        return dpm_ot(teacher, data, steps=steps, generator=generator, **options)
+    if method == "disback":
+        shape = (options.pop("batch_size", 256), *data.shape[1:])
+        return disback(teacher, student, shape, steps=steps, generator=generator,
+                       dtype=data.dtype, **options)
     if method == "cd":
         model = consistency_distillation(teacher, student, data, steps=steps,
                                          generator=generator, **options)
@@ -129,7 +162,8 @@ def distill(teacher: Denoiser | None, method: str = "cd", *, student: nn.Module,
 def sample(student: Student, x1: Tensor, nfe: int = 1, generator: torch.Generator | None = None,
            cond: Any = None) -> Tensor:
     """Draw from a few-step ``student`` with ``nfe`` network evaluations from noise ``x1``."""
-    if not isinstance(student, (ConsistencyStudent, SolverStudent)):
+    if not isinstance(student, (ConsistencyStudent, SolverStudent, OTStudent,
+                                GeneratorStudent, GanStudent)):
         raise InterpolantError(f"sample needs a student from interpolant.fewstep.distill, got "
                                f"{type(student).__name__}")
     return student.sample(x1, nfe, generator=generator, cond=cond)

@@ -1,9 +1,10 @@
 """Denoising diffusion GANs (Xiao, Kreis & Vahdat 2022, "Tackling the Generative Learning
 Trilemma with Denoising Diffusion GANs").
 
-A few large steps ``t_0 = 1 > t_1 > ... > t_N = 0`` (``N`` in 1, 2, 4). For large steps the true
-reverse kernel ``q(x_s | x_t)`` (``s = t_{k+1} < t = t_k``) is multimodal, so it is not modelled
-as a Gaussian but implicitly, through the data prediction of a generator with a latent ``z``:
+A few large steps ``t_0 = 1 > t_1 > ... > t_N = t_min`` (``N`` in 1, 2, 4). For large steps
+the true reverse kernel ``q(x_s | x_t)`` (``s = t_{k+1} < t = t_k``) is multimodal, so it is
+not modelled as a Gaussian but implicitly, through the data prediction of a generator with a
+latent ``z``:
 
     x0_hat = G(x_t, z, t),   z ~ N(0, I),
     x_s    ~ q(x_s | x_t, x0_hat) = N(c_0 x0_hat + c_x x_t, beta~ I)        (the exact posterior)
@@ -173,7 +174,7 @@ def train_ddgan(data: Tensor, *, steps: int, n_steps: int = 2, path: GaussianPat
 
     ``labels`` (int64 ``(n,)``) make both networks class-conditional (default networks get
     ``num_classes`` from them); ``path`` defaults to ``VPLinear()``; the grid is ``grid`` with
-    ``n_steps`` steps from 1 to 0. Non-finite losses stop with the step named."""
+    ``n_steps`` steps from 1 to ``path.t_min``. Non-finite losses stop with the step named."""
     data = check_data(data)
     if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
         raise InterpolantError(f"n_steps must be a positive integer (1, 2, 4), got {n_steps!r}")
@@ -189,7 +190,7 @@ def train_ddgan(data: Tensor, *, steps: int, n_steps: int = 2, path: GaussianPat
     latent = getattr(gen, "latent", dim) if latent is None else latent
     disc = discriminator or GanDiscriminator(dim, num_classes=classes)
     gen, disc = gen.to(data.dtype).to(data.device), disc.to(data.dtype).to(data.device)
-    table = step_table(path, make_grid(grid, path, n_steps, t_end=0.0))
+    table = step_table(path, make_grid(grid, path, n_steps))
     opt_g = torch.optim.Adam(gen.parameters(), lr=lr_g, betas=betas)
     opt_d = torch.optim.Adam(disc.parameters(), lr=lr_d, betas=betas)
 

@@ -159,3 +159,14 @@ def test_distill_trains_a_ddgan_without_a_teacher_and_emdm_with_labels(oracle):
     assert fs.sample(cond, torch.randn(8, 2), nfe=2, cond=labels[:8]).shape == (8, 2)
     with pytest.raises(InterpolantError, match="EMDM is conditional"):
         fs.distill(None, "emdm", data=data, steps=1)
+
+
+def test_distill_command_refuses_the_gans_in_one_line(capsys, tmp_path):
+    """A run holds a network sampled by a solver; a GAN generator is library only."""
+    from support.cli import run_cli
+
+    for method in ("ddgan", "emdm"):
+        code, _, err = run_cli(capsys, "distill", "--teacher", tmp_path, "--method", method,
+                               "--run-dir", tmp_path / "student")
+        assert code == 2 and err.startswith("interpolant: error: ") and "library only" in err
+        assert err.count("\n") == 1

@@ -135,6 +135,12 @@ def test_bad_input_and_divergence_are_refused(oracle):
         dg.train_ddgan(data, steps=1, r1=-1.0)
     with pytest.raises(InterpolantError, match="floating tensor"):
         dg.train_ddgan(torch.zeros(5, dtype=torch.int64), steps=1)
+    with pytest.raises(InterpolantError, match="Gaussian path"):
+        dg.train_ddgan(data, steps=1, path="vp")
+    with pytest.raises(InterpolantError, match="must be a torch.nn.Module"):
+        dg.train_ddgan(data, steps=1, generator_net=lambda x, z, t, c: x)
+    with pytest.raises(InterpolantError, match="give generator_net="):
+        dg.train_ddgan(torch.zeros(4, 1, 8, 8), steps=1)
     bad = data.clone()
     bad[:] = float("nan")
     with pytest.raises(InterpolantError, match="diverged at step 0"):

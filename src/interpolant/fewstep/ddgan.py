@@ -185,10 +185,21 @@ def train_ddgan(data: Tensor, *, steps: int, n_steps: int = 2, path: GaussianPat
     labels = _check_labels(labels, data.shape[0])
     classes = None if labels is None else int(labels.max()) + 1
     path = VPLinear() if path is None else path
+    if not isinstance(path, GaussianPath):
+        raise InterpolantError(f"a DDGAN steps through a Gaussian path's posterior; got "
+                               f"{type(path).__name__}")
+    for name, net in (("generator_net", generator_net), ("discriminator", discriminator)):
+        if net is not None and not isinstance(net, nn.Module):
+            raise InterpolantError(f"{name} must be a torch.nn.Module, got {type(net).__name__}")
+    if data.ndim != 2 and (generator_net is None or discriminator is None):
+        raise InterpolantError(f"the default GAN networks take vectors (n, D); for data of "
+                               f"shape {tuple(data.shape[1:])} give generator_net= "
+                               "G(x_t, z, t, cond) and discriminator= D(x_s, x_t, t, cond)")
     dim = data.shape[1]
-    gen = generator_net or GanGenerator(dim, latent, num_classes=classes)
+    gen = GanGenerator(dim, latent, num_classes=classes) if generator_net is None \
+        else generator_net
     latent = getattr(gen, "latent", dim) if latent is None else latent
-    disc = discriminator or GanDiscriminator(dim, num_classes=classes)
+    disc = GanDiscriminator(dim, num_classes=classes) if discriminator is None else discriminator
     gen, disc = gen.to(data.dtype).to(data.device), disc.to(data.dtype).to(data.device)
     table = step_table(path, make_grid(grid, path, n_steps))
     opt_g = torch.optim.Adam(gen.parameters(), lr=lr_g, betas=betas)

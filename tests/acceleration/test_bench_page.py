@@ -12,8 +12,9 @@ from interpolant.bench.acceleration_page import summarise, write_page
 from interpolant.errors import InterpolantError
 
 MEASURED = [
-    {"method": "plain", "nfe": 20, "seconds": 0.010, "fd": 2.0, "error": None},
-    {"method": "deepcache 3", "nfe": 20, "seconds": 0.004, "fd": 2.1, "error": 0.03},
+    {"method": "plain", "nfe": 20, "seconds": 0.010, "wall": 0.02, "fd": 2.0, "error": None},
+    {"method": "deepcache 3", "nfe": 20, "seconds": 0.004, "wall": 0.005, "fd": 2.1,
+     "error": 0.03},
     {"method": "int8", "nfe": 20, "seconds": 0.008, "fd": 1.9, "error": 0.01},
     {"method": "tiny", "nfe": 5, "seconds": 0.0025, "fd": 2.4, "error": None},
 ]
@@ -27,6 +28,7 @@ def test_ratios_refer_to_the_plain_model_and_judge_the_goal():
         assert row["CPU ms / sample"] == pytest.approx(1e3 * m["seconds"])
     assert [r["goal"] for r in rows] == ["", "yes", "", ""]  # 2.5x at 1.05; 1.25x; 4x at 1.2
     assert rows[1]["max per-call error"] == "3.00e-02" and rows[0]["max per-call error"] == "-"
+    assert [r["wall speed-up"] for r in rows] == ["1.00x", "4.00x", "-", "-"]  # no wall: -
 
 
 def test_the_page_shows_every_method_and_the_verdict(tmp_path):

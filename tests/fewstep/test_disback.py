@@ -12,6 +12,8 @@ import interpolant as ip
 from interpolant.errors import InterpolantError
 from interpolant.fewstep.disback import disback, record_path, score_distillation, sd_loss
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 F64 = torch.float64
 PATH = ip.paths.VPLinear()
 M = torch.tensor([0.5, -1.0], dtype=F64)
@@ -167,3 +169,14 @@ def test_bad_input_is_refused(mixture):
                                  dtype=F64)
     with pytest.raises(InterpolantError, match="nfe=1"):
         student.sample(torch.zeros(3, 1, dtype=F64), nfe=2)
+
+
+def test_distill_disback_returns_a_one_step_generator(mixture):
+    from interpolant import fewstep as fs
+
+    teacher, ref, z = mixture
+    fake = ip.Denoiser(TeacherPlus(teacher), PATH, "x0")
+    student = fs.distill(teacher, "disback", student=Gen(), data=ref, steps=2, record_steps=2,
+                         snapshots=1, fake=fake, batch_size=8)
+    assert isinstance(student, fs.GeneratorStudent) and student.method == "disback"
+    assert fs.sample(student, z[:4]).shape == (4, 1)

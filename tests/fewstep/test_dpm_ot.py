@@ -12,6 +12,8 @@ from scipy.stats import norm
 from interpolant.errors import InterpolantError
 from interpolant.fewstep.dpm_ot import SemiDiscreteOT, dpm_ot, fit_semidiscrete_ot
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 STEPS, BATCH = 400, 4096
 N_FIT = STEPS // 2 * BATCH  # noise draws behind the averaged potential
 
@@ -86,3 +88,27 @@ def test_bad_input_is_refused(oracle):
         dpm_ot(oracle.teacher, oracle.data[:10], t_start=0.0, steps=2)
     with pytest.raises(InterpolantError, match="Denoiser"):
         dpm_ot(lambda x, t: x, oracle.data[:10], steps=2)
+
+
+def test_distill_dpm_ot_spends_only_the_solver_steps(oracle):
+    """distill(..., "dpm-ot") builds the OT student; the map costs no network evaluation."""
+    from interpolant import fewstep as fs
+
+    teacher = oracle.gmm.denoiser(oracle.path)
+    student = fs.distill(teacher, "dpm-ot", data=oracle.data[:100], steps=20, t_start=0.5,
+                         generator=torch.Generator().manual_seed(4))
+    teacher.nfe = 0
+    x = fs.sample(student, oracle.x1[:10], nfe=3)
+    assert x.shape == (10, 2) and teacher.nfe == 3
+
+
+def test_the_cli_refuses_dpm_ot_in_one_line(capsys, tmp_path):
+    from support.cli import run_cli
+
+    threads = torch.get_num_threads()
+    try:
+        code, _, err = run_cli(capsys, "distill", "--teacher", tmp_path / "t", "--method",
+                               "dpm-ot", "--run-dir", tmp_path / "s")
+    finally:
+        torch.set_num_threads(threads)  # the command sets its own thread count
+    assert code == 2 and "library only" in err and len(err.strip().splitlines()) == 1

@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--every", type=int, default=None)
     p.add_argument("--seeds", type=int, default=None)
-    p.add_argument("--record", type=int, default=100, help="DisBack's recording steps")
+    p.add_argument("--record", type=int, default=40, help="DisBack's recording steps")
     p.add_argument("--snapshots", type=int, default=4)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--fake-steps", type=int, default=4, help="fake-score steps per "

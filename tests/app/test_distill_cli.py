@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from interpolant import paths
+from interpolant.app.distill import BOUNDARY
 from interpolant.app.runs import load_trained
 from support.cli import run_cli
 
@@ -64,6 +65,10 @@ def test_student_run_reloads_as_the_teachers_model_it_started_from(capsys, digit
         skip = sd**2 / ((s / a - path.sigma(path.t_min) / a_min) ** 2 + sd**2)
         lcm = a_min * (skip * x.double() / a + (1 - skip) * want.double())
         assert torch.allclose(cd(x, t).double(), lcm, atol=1e-5)
+        # LCM's narrow boundary: away from t_min f starts as the teacher's own x0^
+        far = t >= 0.2
+        assert sd == BOUNDARY and torch.allclose(cd(x[far], t[far]), a_min * want[far],
+                                                 atol=1e-2)
         flow = load_trained(tmp_path / "reflow").denoiser
         assert type(flow.path).__name__ == "Linear" and flow.prediction == "velocity"
         assert torch.allclose(flow(x, t, target="velocity"),

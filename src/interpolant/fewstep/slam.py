@@ -8,7 +8,8 @@ two ends ``x_{n+1}`` and the teacher's ``x^_n`` (the paper's eq. for ``x_{gamma,
 
     x_{gamma,t} = (1 - gamma) (alpha_t / alpha_s) x^_s + gamma x_t,    gamma ~ U[0, 1]
 
-(``t = t_{n+1}``, ``s = t_n``), with the same target at the clean end::
+(``t = t_{n+1}``, ``s = t_n``), with the same target at the clean end (our reading of the
+paper's loss; only its summary was at hand, not its full text)::
 
     L = d(f_theta(x_gamma, t_gamma), sg f_{theta-}(x^_n, t_n))
 

@@ -17,7 +17,7 @@ keeps the marginals: the reverse SDEs of one score share the marginals of the pr
 ODE, so as ``K`` grows ``x^_n`` has the law of ``x_{t_n}`` (a sample of the right level, no
 longer on ``x_{n+1}``'s ODE trajectory). With an L2 loss the student regresses onto the
 average of its stochastic targets, which pulls its one-step map toward the posterior mean: on
-the 2-D oracle SCott loses to CD at one step and ties it at two (tests/fewstep/test_scott.py).
+the 2-D oracle SCott loses to CD at one step and comes close at two (tests/fewstep/test_scott.py).
 
 The student samples with multistep consistency sampling (:func:`.consistency.consistency_sample`).
 The paper's adversarial loss (a latent discriminator for 1-2 step samples) is not built here:

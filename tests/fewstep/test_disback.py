@@ -10,7 +10,8 @@ import torch
 
 import interpolant as ip
 from interpolant.errors import InterpolantError
-from interpolant.fewstep.disback import disback, record_path, score_distillation, sd_loss
+from interpolant.fewstep.disback import (backtracking_targets, disback, record_path,
+                                         score_distillation, sd_loss)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -144,6 +145,12 @@ def test_degradation_path_ends_at_the_generator(mixture):
     states = record_path(fake, gen, (128, 1), steps=60, snapshots=3, lr=3e-3,
                          generator=torch.Generator().manual_seed(6), dtype=F64)
     assert len(states) == 3
+    targets = backtracking_targets(teacher, fake, states)  # s_2, s_1, then the teacher
+    assert len(targets) == 3 and targets[-1] is teacher
+    for target, state in zip(targets[:2], (states[1], states[0])):
+        got = target.model.state_dict()
+        assert all(torch.equal(got[k], v) for k, v in state.items())
+    assert any(not torch.equal(states[0][k], states[2][k]) for k in states[0])  # it moves
     x0 = gen(z, None).detach()
     t = torch.full((len(z),), 0.3, dtype=F64)
     xt = PATH.sample(x0, t, torch.randn_like(x0))

@@ -40,7 +40,8 @@ from ..predictions import Denoiser
 from ..training.objectives import Objective
 from .loop import fit
 
-__all__ = ["sd_loss", "GeneratorStudent", "score_distillation", "disback", "record_path"]
+__all__ = ["sd_loss", "GeneratorStudent", "score_distillation", "disback", "record_path",
+           "backtracking_targets"]
 
 Weight = Callable[[Tensor], Tensor]
 
@@ -147,6 +148,20 @@ def record_path(fake: Denoiser, gen: nn.Module, shape: tuple[int, ...], *, steps
     return saved
 
 
+def backtracking_targets(teacher: Denoiser, fake: Denoiser,
+                         states: list[dict[str, Tensor]]) -> list[Denoiser]:
+    """The targets the generator backtracks, in order: frozen copies of ``fake`` with the
+    snapshots ``s_{N-1}, ..., s_1`` (``states`` = ``s_1 .. s_N`` as recorded), then the
+    teacher ``s_0``."""
+    targets: list[Denoiser] = []
+    for state in reversed(states[:-1]):
+        net = copy.deepcopy(fake.model)
+        net.load_state_dict(state)
+        net.requires_grad_(False).eval()
+        targets.append(Denoiser(net, fake.path, fake.prediction))
+    return targets + [teacher]
+
+
 def _distil(teacher: Denoiser, targets: list[Denoiser], fake: Denoiser, gen: nn.Module,
             shape: tuple[int, ...], steps: int, lr: float, fake_lr: float, fake_steps: int,
             times: tuple[float, float], weight: Weight | None,
@@ -208,13 +223,7 @@ def disback(teacher: Denoiser, gen: nn.Module, shape: tuple[int, ...], *, steps:
     path_states = record_path(fake, gen, shape, steps=record_steps, snapshots=snapshots,
                               lr=fake_lr, times=times, generator=generator, dtype=dtype)
     fake.model.load_state_dict(path_states[-1])  # s_fake starts fitting G_0
-    targets: list[Denoiser] = []
-    for state in reversed(path_states[:-1]):  # s_{N-1}, ..., s_1: frozen copies
-        net = copy.deepcopy(fake.model)
-        net.load_state_dict(state)
-        net.requires_grad_(False).eval()
-        targets.append(Denoiser(net, fake.path, fake.prediction))
-    targets.append(teacher)
+    targets = backtracking_targets(teacher, fake, path_states)
     losses = _distil(teacher, targets, fake, gen, shape, steps, lr, fake_lr, fake_steps,
                      times, weight, generator, dtype, "DisBack", after)
     return GeneratorStudent(gen, teacher.path, "disback", losses)

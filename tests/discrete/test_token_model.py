@@ -41,6 +41,48 @@ def test_batch_independence_and_labels():
     assert not torch.allclose(net(x, t, torch.zeros_like(y)), full)
 
 
+def test_local_convolution_sees_exactly_its_window():
+    """Before the first block, position i mixes the tokens i - w//2 .. i + w//2 and no others:
+    the Jacobian of the stem over the token embeddings is banded with half-width w // 2."""
+    torch.manual_seed(2)
+    net = models.TokenTransformer(num_tokens=5, length=12, hidden=8, depth=1, heads=2, local=5)
+    e = torch.randn(1, 12, 8)
+    stem = lambda e: e + net.local(e.transpose(1, 2)).transpose(1, 2)  # noqa: E731
+    jac = torch.autograd.functional.jacobian(stem, e)[0, :, :, 0, :, :]  # (12, 8, 12, 8)
+    reach = jac.abs().sum((1, 3)) > 0  # reach[i, j]: output i depends on input j
+    band = (torch.arange(12)[:, None] - torch.arange(12)[None, :]).abs() <= 2
+    assert bool((reach == band).all())
+    with pytest.raises(InterpolantError, match="odd"):
+        models.TokenTransformer(**SMALL, local=4)
+
+
+def test_local_convolution_learns_a_neighbour_copy_task():
+    """Sequences of doubled tokens (a a b b c c ...): a masked token is its visible partner.
+    A hundred Adam steps with the convolution bring the cross-entropy on masked tokens (t = 0.3)
+    far below the unigram law log K = 2.08 nats, to the predictor that knows both neighbours
+    but not yet which is the partner (0.3 log 8 + 0.7 log 2 = 1.11); the same net without
+    the convolution (local=0) stays at log K (measured: 1.01 against 2.05 nats)."""
+    g = torch.Generator().manual_seed(0)
+    pairs = torch.randint(0, 8, (2048, 8), generator=g)
+    data = pairs.repeat_interleave(2, dim=1)  # (N, 16)
+    process = dd.Masked("linear", 8)
+
+    def masked_ce(local: int) -> float:
+        torch.manual_seed(0)
+        net = models.TokenTransformer(num_tokens=8, length=16, hidden=32, depth=1, heads=2,
+                                      local=local)
+        dd.train_tokens(net, process, data, steps=100, batch_size=64, lr=5e-3)
+        t = torch.full((512,), 0.3, dtype=torch.float64)
+        x_t = process.noise(data[:512], t, torch.Generator().manual_seed(1))
+        with torch.no_grad():
+            logp = torch.log_softmax(net(x_t, t, None), -1)
+        ce = -logp.gather(-1, data[:512, :, None])[..., 0]
+        return float(ce[x_t == process.mask_id].mean())
+
+    with_conv, without = masked_ce(5), masked_ce(0)
+    assert with_conv < 0.6 * math.log(8) and without > 0.9 * math.log(8), (with_conv, without)
+
+
 def test_bad_tokens_raise():
     net = models.TokenTransformer(**SMALL)
     with pytest.raises(InterpolantError, match=r"\[0, 5\)"):

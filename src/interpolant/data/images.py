@@ -9,8 +9,6 @@ from functools import lru_cache
 
 import numpy as np
 import torch
-from sklearn.datasets import load_digits, load_sample_images
-from sklearn.model_selection import train_test_split
 from torch import Tensor
 
 from ..errors import InterpolantError, unknown_name
@@ -26,6 +24,8 @@ _SPLITS = ("train", "test", "all")
 
 @lru_cache(maxsize=1)
 def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits  # sklearn costs 0.3 s: imported when used
+
     bunch = load_digits()
     return bunch.images.astype(np.float32), bunch.target.astype(np.int64)
 
@@ -47,6 +47,8 @@ def digits(split: str = "train", seed: int = 0) -> tuple[Tensor, Tensor]:
     images, labels = _digits_arrays()
     if split != "all":
         index = np.arange(len(labels))
+        from sklearn.model_selection import train_test_split
+
         train, test = train_test_split(
             index, test_size=DIGITS_TEST_SIZE, stratify=labels, random_state=check_seed(seed)
         )
@@ -58,6 +60,8 @@ def digits(split: str = "train", seed: int = 0) -> tuple[Tensor, Tensor]:
 
 @lru_cache(maxsize=1)
 def _photos() -> tuple[np.ndarray, ...]:
+    from sklearn.datasets import load_sample_images
+
     return tuple(np.asarray(img, dtype=np.uint8) for img in load_sample_images().images)
 
 

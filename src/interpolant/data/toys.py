@@ -25,7 +25,6 @@ from functools import lru_cache
 
 import numpy as np
 import torch
-from sklearn import datasets as skd
 from torch import Tensor
 
 from ..errors import InterpolantError, unknown_name
@@ -51,17 +50,23 @@ def check_seed(seed: object) -> int:
     return int(seed)
 
 
+def _sklearn_datasets():  # noqa: ANN202 -- sklearn costs 0.3 s, so it is imported when used
+    from sklearn import datasets
+
+    return datasets
+
+
 def _moons(n: int, seed: int) -> np.ndarray:
-    return skd.make_moons(n, noise=0.05, random_state=np.random.RandomState(seed))[0]
+    return _sklearn_datasets().make_moons(n, noise=0.05, random_state=np.random.RandomState(seed))[0]
 
 
 def _circles(n: int, seed: int) -> np.ndarray:
     rs = np.random.RandomState(seed)
-    return skd.make_circles(n, noise=0.04, factor=0.5, random_state=rs)[0]
+    return _sklearn_datasets().make_circles(n, noise=0.04, factor=0.5, random_state=rs)[0]
 
 
 def _swissroll(n: int, seed: int) -> np.ndarray:
-    x = skd.make_swiss_roll(n, noise=0.4, random_state=np.random.RandomState(seed))[0]
+    x = _sklearn_datasets().make_swiss_roll(n, noise=0.4, random_state=np.random.RandomState(seed))[0]
     return x[:, [0, 2]]
 
 

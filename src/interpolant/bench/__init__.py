@@ -4,4 +4,4 @@ command reaches them: ``interpolant bench NAME`` for each name in :data:`NAMES`
 """
 
 NAMES = ("solvers", "training", "orders", "acceleration", "inverse", "fewstep", "steering",
-         "guidance", "discrete", "losses", "latents", "dpm_ot", "disback")
+         "guidance", "discrete", "losses", "latents", "dpm_ot", "disback", "acceleration_dit")

@@ -70,7 +70,27 @@ def test_a_large_threshold_exits_before_the_first_block(trained):
         out = fast.model(x, torch.full((16,), 0.5))
         h, c, _, _ = net.embed(x, torch.full((16,), 0.5), None)
         assert torch.equal(out, net.readout(h, c))
-    assert fast.model.exits == [0]
+    assert fast.model.exits == [0] * 16
+
+
+def test_each_sample_leaves_where_its_own_head_says(trained):
+    """Every sample's output is the head's readout of its tokens after the blocks it ran
+    (the first k with predicted error under the threshold), whatever the others did."""
+    net, den, heads, x = trained
+    t = torch.linspace(0.2, 0.9, 16)
+    with torch.no_grad():
+        states, c, _ = exit_states(net, x, t)
+        predicted = torch.stack([heads(k, states[k], c).exp() for k in range(3)], dim=1)
+        threshold = float(predicted.median())
+        below = torch.cat([predicted < threshold, torch.ones(16, 1, dtype=torch.bool)], dim=1)
+        depth = below.int().argmax(dim=1)  # the first k under it (3: none)
+        assert len(set(depth.tolist())) > 1  # the samples leave at different depths
+        fast = UncertainExitDiT(net, heads, threshold)
+        out = fast(x, t)
+        for i, k in enumerate(depth.tolist()):
+            expected = net.readout(states[k][i:i + 1], c[i:i + 1])
+            torch.testing.assert_close(out[i:i + 1], expected, rtol=1e-5, atol=1e-6)
+    assert sorted(fast.exits) == sorted(depth.tolist())
 
 
 def test_uncertainty_heads_refuse_bad_input(trained, unet_denoiser):

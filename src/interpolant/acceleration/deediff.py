@@ -14,10 +14,11 @@ trained (network frozen) to predict the error of exiting there, per sample,
 
 by least squares on ``log u_k - log e_k`` over the network inputs of a plain sampling run
 (DeeDiff's layer-wise uncertainty loss regresses the exit error in the same way; the log keeps
-errors of all sizes in play). At inference the batch exits after the first ``k`` with
-``max_batch u_k < threshold`` (strict, so ``threshold = 0`` never exits: bitwise the plain
-network). Unlike :func:`~interpolant.acceleration.calibrate_exits`, whose depths are measured
-once per calibrated time, the heads judge every input on its own.
+errors of all sizes in play). At inference a sample leaves after the first ``k`` with
+``u_k < threshold`` (strict, so ``threshold = 0`` never exits: bitwise the plain network); the
+blocks run on the samples still going, and those that left keep their tokens for the shared
+output head. Unlike :func:`~interpolant.acceleration.calibrate_exits`, whose depths are
+measured once per calibrated time, the heads judge every input on its own.
 """
 
 from __future__ import annotations
@@ -101,8 +102,9 @@ def train_heads(denoiser: Any, x_start: Tensor, per_call: int = 16, iters: int =
 
 
 class UncertainExitDiT(Wrapper):
-    """A DiT that stops after the first block ``k`` whose heads predict, for every sample of
-    the batch, an error below ``threshold`` (module docstring)."""
+    """A DiT in which each sample stops after the first block ``k`` whose head predicts an
+    error below ``threshold`` for it (module docstring); the blocks run on the samples still
+    going. ``exits`` collects every sample's depth."""
 
     def __init__(self, dit: nn.Module, heads: UncertaintyHeads, threshold: float) -> None:
         super().__init__()
@@ -119,14 +121,25 @@ class UncertainExitDiT(Wrapper):
         self.exits: list[int] = []  # the depth of every call (for the speed-up)
 
     def _run_blocks(self, h: Tensor, c: Tensor, t: Tensor) -> Tensor:
+        depth = len(self.net.blocks)
+        if self.threshold == 0:  # nothing exits: the plain loop
+            for block in self.net.blocks:
+                h = block(h, c)
+            self.exits.extend([depth] * len(h))
+            return h
+        out, active = h.clone(), torch.arange(len(h), device=h.device)
         for k, block in enumerate(self.net.blocks):
-            if self.threshold > 0 and bool(
-                    (self.heads(k, h, c).double().exp() < self.threshold).all()):
-                self.exits.append(k)
-                return h
+            done = self.heads(k, h, c).double().exp() < self.threshold
+            if bool(done.any()):  # these samples leave with their tokens after k blocks
+                out[active[done]] = h[done]
+                self.exits.extend([k] * int(done.sum()))
+                active, h, c = active[~done], h[~done], c[~done]
+                if not len(active):
+                    return out
             h = block(h, c)
-        self.exits.append(len(self.net.blocks))
-        return h
+        out[active] = h
+        self.exits.extend([depth] * len(active))
+        return out
 
     def forward(self, x: Tensor, t: Tensor, cond: Any = None) -> Tensor:
         return self.net(x, t, cond)

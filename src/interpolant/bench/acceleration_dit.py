@@ -11,8 +11,8 @@ the same start noise with DPM-Solver++(2M) at ``--nfe`` evaluations (log-SNR gri
 - HarmoniCa's router (``train_router``, lambda 0, from that schedule, cut to the same block
   evaluations: equal compute), trained on the 16 search starts;
 - early exit with depths calibrated per time (``calibrate_exits``, thresholds ``--exit``);
-- DeeDiff's uncertainty heads (``train_heads`` on a plain run of 64 training starts, exit
-  when every sample's predicted error is under ``--exit``).
+- DeeDiff's uncertainty heads (``train_heads`` on a plain run of 64 starts; each sample
+  leaves when its predicted error is under ``--exit``).
 
 Columns: CPU and wall time per sample (best of ``--repeats`` rounds on the whole batch, the
 methods taking turns), the block evaluations spent (fraction of the plain run's), Digits-FD
@@ -127,18 +127,22 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _evaluations(den: Any, blocks: Any, x: torch.Tensor, kw: dict[str, Any]) -> float:
-    """Fraction of the plain run's block evaluations that ``den`` spends sampling from ``x``,
-    counted by hooks on the MLPs of the plain network's ``blocks`` (every wrapper shares them:
-    a hook fires only when an MLP is computed, not when its output is reused or skipped)."""
+    """Fraction of the plain run's block evaluations (per sample) that ``den`` spends sampling
+    from ``x``, counted by hooks on the MLPs of the plain network's ``blocks`` (every wrapper
+    shares them: a hook fires only when an MLP is computed, not when its output is reused or
+    skipped, and sees only the samples still going)."""
     counted = [0]
-    handles = [b.mlp.register_forward_hook(lambda *_: counted.__setitem__(0, counted[0] + 1))
-               for b in blocks]
+
+    def count(module: Any, args: Any, out: torch.Tensor) -> None:
+        counted[0] += out.shape[0]
+
+    handles = [b.mlp.register_forward_hook(count) for b in blocks]
     try:
         calls = list(ip.trajectory(den, x, **kw))[-1].nfe
     finally:
         for h in handles:
             h.remove()
-    return counted[0] / (calls * len(blocks))
+    return counted[0] / (calls * len(blocks) * len(x))
 
 
 if __name__ == "__main__":

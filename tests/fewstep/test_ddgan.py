@@ -13,6 +13,8 @@ import interpolant as ip
 from interpolant.errors import InterpolantError
 from interpolant.fewstep import ddgan as dg
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def exact_generator(gmm, path):
     """``G*(x_t, z, t, cond)``: an exact draw of ``p(x0 | x_t, c)`` as a function of
@@ -63,6 +65,20 @@ def test_exact_generator_gives_the_exact_marginal_for_any_step(oracle, t, s):
         assert float(z_scores(gauss, target).abs().max()) > 10.0
 
 
+def test_two_exact_generator_steps_sample_the_data_where_ddpm_does_not(oracle):
+    """The sampler's loop over the training grid (1 -> 0.5 -> t_min): with G* the two steps
+    draw exactly p_{t_min}; DDPM's two Gaussian steps with the exact denoiser do not."""
+    gmm, path = oracle.gmm, oracle.path
+    g = torch.Generator().manual_seed(5)
+    x1 = gmm.marginal(path, 1.0).sample(20_000, generator=g)
+    grid = ip.grids.make("uniform", path, 2)
+    x = dg.ddgan_sample(exact_generator(gmm, path), dg.step_table(path, grid), x1, 3, g)
+    target = gmm.marginal(path, path.t_min)
+    assert float(z_scores(x, target).abs().max()) < 5.0
+    ddpm = ip.sample(gmm.denoiser(path), x1, solver="ddpm", grid=grid, generator=g)
+    assert float(z_scores(ddpm, target).abs().max()) > 10.0
+
+
 def test_step_table_composes_to_the_paths_marginals(oracle):
     """Forward kernel: a alpha_s = alpha_t, a^2 sigma_s^2 + std^2 = sigma_t^2; posterior:
     c_0 + c_x alpha_t = alpha_s, c_x^2 sigma_t^2 + post_std^2 = sigma_s^2 (x_s | x0 is
@@ -107,9 +123,10 @@ def test_discriminator_optimum_r1_and_generator_gradient():
 
 
 def test_two_step_ddgan_beats_ddim_with_the_exact_denoiser(oracle):
-    """300 iterations on aniso2d (float32, 2 steps): MMD^2 (RBF, bandwidth 0.3) to exact
-    samples. Measured over seeds 0-7: DDGAN 0.017-0.058, DDIM(2) with the exact denoiser
-    0.137-0.145 (sliced W2: 0.17-0.39 vs 0.47-0.49, noisier); asserted DDGAN < 0.6 x DDIM."""
+    """300 iterations on aniso2d (float32, 2 steps), distances to exact samples. Measured
+    over seeds 0-7: MMD^2 (RBF, bandwidth 0.3) DDGAN 0.020-0.044 vs DDIM(2) with the exact
+    denoiser 0.137-0.145; sliced W2 0.17-0.30 vs 0.47-0.49 (exact samples: 0.03-0.06).
+    Asserted: MMD^2 < 0.5 x and SW2 < 0.8 x DDIM's."""
     g = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
     data = oracle.gmm.sample(4000, generator=g).float()
@@ -117,10 +134,11 @@ def test_two_step_ddgan_beats_ddim_with_the_exact_denoiser(oracle):
     assert student.steps == 2 and len(student.losses) == 300
     x1 = torch.randn(2000, 2, dtype=torch.float64, generator=g)
     ref = oracle.gmm.sample(2000, generator=g)
-    gan = ip.metrics.mmd(student.sample(x1.float(), 2, g).double(), ref, bandwidth=0.3)
-    ddim = ip.metrics.mmd(ip.sample(oracle.teacher, x1, solver="ddim", steps=2), ref,
-                          bandwidth=0.3)
-    assert gan < 0.6 * ddim, (gan, ddim)
+    gan = student.sample(x1.float(), 2, g).double()
+    ddim = ip.sample(oracle.teacher, x1, solver="ddim", steps=2)
+    mmd = [ip.metrics.mmd(x, ref, bandwidth=0.3) for x in (gan, ddim)]
+    sw = [ip.metrics.sliced_wasserstein(x, ref) for x in (gan, ddim)]
+    assert mmd[0] < 0.5 * mmd[1] and sw[0] < 0.8 * sw[1], (mmd, sw)
     with pytest.raises(InterpolantError, match="trained for 2 steps"):
         student.sample(x1.float(), 1)
 
@@ -168,11 +186,16 @@ def test_distill_trains_a_ddgan_without_a_teacher_and_emdm_with_labels(oracle):
 
 
 def test_distill_command_refuses_the_gans_in_one_line(capsys, tmp_path):
-    """A run holds a network sampled by a solver; a GAN generator is library only."""
+    """A run holds a network sampled by a solver; a GAN generator is library only. (The
+    command sets torch's thread count; it is restored for the tests that follow.)"""
     from support.cli import run_cli
 
-    for method in ("ddgan", "emdm"):
-        code, _, err = run_cli(capsys, "distill", "--teacher", tmp_path, "--method", method,
-                               "--run-dir", tmp_path / "student")
-        assert code == 2 and err.startswith("interpolant: error: ") and "library only" in err
-        assert err.count("\n") == 1
+    threads = torch.get_num_threads()
+    try:
+        for method in ("ddgan", "emdm"):
+            code, _, err = run_cli(capsys, "distill", "--teacher", tmp_path, "--method", method,
+                                   "--run-dir", tmp_path / "student")
+            assert code == 2 and err.startswith("interpolant: error: ")
+            assert "library only" in err and err.count("\n") == 1
+    finally:
+        torch.set_num_threads(threads)

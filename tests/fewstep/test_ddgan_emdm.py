@@ -12,6 +12,8 @@ from interpolant.errors import InterpolantError
 from interpolant.fewstep import emdm
 from interpolant.fewstep.gan_nets import GanDiscriminator, GanGenerator
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 @pytest.fixture(scope="module")
 def cross():
@@ -33,8 +35,9 @@ def on_class_mode(gmm, x, labels):
 
 def test_emdm_keeps_class_identity_better_than_conditional_ddim(cross):
     """500 iterations (width 64, lr 2e-3, lambda_rec = 0.1), 2 steps. Measured over seeds
-    0-2: on-class-mode fraction EMDM 0.64-0.78, conditional DDIM(2) 0.46-0.48 (its samples
-    sit on the class's axis between the two modes); asserted EMDM > DDIM + 0.1."""
+    0-2: on-class-mode fraction EMDM 0.76-0.78, conditional DDIM(2) 0.46-0.48 (its samples
+    sit on the class's axis between the two modes; exact samples 0.989); asserted
+    EMDM > DDIM + 0.2."""
     path = ip.paths.VPLinear()
     g = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
@@ -49,7 +52,7 @@ def test_emdm_keeps_class_identity_better_than_conditional_ddim(cross):
     gan = on_class_mode(cross, student.sample(x1.float(), 2, g, cond=c), c)
     ddim = on_class_mode(cross, ip.sample(cross.denoiser(path), x1, solver="ddim", steps=2,
                                           cond=c), c)
-    assert gan > ddim + 0.1, (gan, ddim)
+    assert gan > ddim + 0.2, (gan, ddim)
 
 
 def test_aux_loss_sees_each_prediction_with_its_own_target_and_label(cross):

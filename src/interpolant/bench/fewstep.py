@@ -22,10 +22,12 @@ digits from the teacher's weights in its v parameterisation, as CD). MMD-DDM fin
 network per sampler (DDIM, ``nfe`` uniform steps, a quarter of the steps): in 2-D the exact
 teacher plus a zero-initialised MLP correction, on digits the teacher's U-Net with pixel
 features.
+DDGAN trains one generator per step count from the data alone (no teacher; float32; its
+``map RMS`` is blank, a GAN step is stochastic).
 ``--digits`` adds the 8x8 digits with a briefly trained U-Net teacher (Digits-FD against the
 test digits; :func:`run_digits`), about ``7 x --digits-seconds`` of CPU in all.
 
-    interpolant bench fewstep            # 2-D, 1000 steps per student (~4 CPU minutes)
+    interpolant bench fewstep            # 2-D, 1000 steps per student (~5 CPU minutes)
     interpolant bench fewstep --quick    # 2-D, 300 steps
     interpolant bench fewstep --quick --digits --digits-seconds 40
 """
@@ -139,6 +141,12 @@ def run_2d(steps: int, width: int, n_eval: int, seed: int) -> list[tuple]:
     for method, nfe, student, cost in students(den, data, budget, new_net, options, seed):
         rows.append((method, nfe, *scores(fs.sample(student, x1, nfe=nfe)), cost))
         print(f"  {method} nfe={nfe} done ({cost:.1f} CPU s)", flush=True)
+    for nfe in NFES:  # DDGAN: one generator per step count, from the data (no map: stochastic)
+        start, _ = _cpu(), torch.manual_seed(seed)
+        gan = fs.distill(None, "ddgan", data=data.float(), steps=steps, n_steps=nfe, path=path,
+                         generator=g)
+        x = fs.sample(gan, x1.float(), nfe=nfe, generator=g).double()
+        rows.append(("ddgan", nfe, float("nan"), sliced_wasserstein(x, fresh), _cpu() - start))
     return rows
 
 

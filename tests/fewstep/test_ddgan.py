@@ -149,7 +149,7 @@ def test_bad_input_and_divergence_are_refused(oracle):
         dg.train_ddgan(data, steps=1, n_steps=0)
     with pytest.raises(InterpolantError, match="labels must be int64"):
         dg.train_ddgan(data, steps=1, labels=torch.zeros(3, dtype=torch.int64))
-    with pytest.raises(InterpolantError, match="r1 and rec_weight"):
+    with pytest.raises(InterpolantError, match="r1, rec_weight and adv_weight"):
         dg.train_ddgan(data, steps=1, r1=-1.0)
     with pytest.raises(InterpolantError, match="floating tensor"):
         dg.train_ddgan(torch.zeros(5, dtype=torch.int64), steps=1)

@@ -77,6 +77,29 @@ def test_emdm_keeps_class_identity_better_than_conditional_ddim(cross):
     assert gan > ddim + 0.2, (gan, ddim)
 
 
+def test_reconstruction_term_alone_learns_the_conditional_posterior_mean(cross):
+    """adv_weight = 0 (EMDM's disable_gan): G minimises E|G(x_t, z, t, c) - x0|^2, whose
+    optimum is E[x0 | x_t, c]. At t = 0.5, over seeds 0-2 (300 iterations, width 64), RMS
+    to the exact conditional denoiser 0.056-0.091, while the unconditional posterior mean
+    is 0.41 away from it; asserted RMS < 0.15."""
+    path = ip.paths.VPLinear()
+    g = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    data, comp = cross.sample(4000, generator=g, return_labels=True)
+    student = emdm.train_emdm(data.float(), cross.labels[comp], steps=300, rec_weight=1.0,
+                              adv_weight=0.0, lr_g=3e-3, generator=g,
+                              generator_net=GanGenerator(2, hidden=64, num_classes=2),
+                              discriminator=GanDiscriminator(2, 16, 1, num_classes=2))
+    x0, k = cross.sample(2000, generator=g, return_labels=True)
+    c, t = cross.labels[k], torch.full((2000,), 0.5, dtype=torch.float64)
+    x_t = path.alpha(0.5) * x0 + path.sigma(0.5) * torch.randn(x0.shape, generator=g,
+                                                               dtype=x0.dtype)
+    exact = cross.denoiser(path)(x_t, t, c)
+    with torch.no_grad():
+        pred = student.generator(x_t.float(), torch.randn(2000, 2), t.float(), c).double()
+    assert float((pred - exact).pow(2).sum(1).mean().sqrt()) < 0.15
+
+
 def test_aux_loss_sees_each_prediction_with_its_own_target_and_label(cross):
     """The task-loss hook gets (x0_hat, x0, cond) row-aligned: here label = class of x0."""
     g = torch.Generator().manual_seed(1)

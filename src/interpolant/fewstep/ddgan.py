@@ -165,12 +165,13 @@ def train_ddgan(data: Tensor, *, steps: int, n_steps: int = 2, path: GaussianPat
                 generator_net: nn.Module | None = None, discriminator: nn.Module | None = None,
                 latent: int | None = None, r1: float = 0.5, lr_g: float = 1e-3,
                 lr_d: float = 1e-3, betas: tuple[float, float] = (0.5, 0.9),
-                batch_size: int = 128, rec_weight: float = 0.0,
+                batch_size: int = 128, rec_weight: float = 0.0, adv_weight: float = 1.0,
                 aux_loss: Callable[[Tensor, Tensor, Any], Tensor] | None = None,
                 method: str = "ddgan", generator: torch.Generator | None = None) -> GanStudent:
     """Train a DDGAN on ``data`` ``(n, D)`` for ``n_steps`` sampling steps (module docstring):
     per iteration one discriminator step on ``L_D`` and one generator step on ``L_G``
-    (``+ rec_weight E|x0_hat - x0|^2 + aux_loss(x0_hat, x0, cond)``, EMDM's terms); Adam
+    (``adv_weight L_G + rec_weight E|x0_hat - x0|^2 + aux_loss(x0_hat, x0, cond)``, EMDM's
+    terms; ``adv_weight = 0`` is EMDM's ``disable_gan``: plain x0 regression); Adam
     with ``betas`` and both learning rates cosine-annealed to 1/100 (as the paper's code;
     on the 2-D tests this made the result of a fixed budget far less seed-dependent).
 
@@ -182,8 +183,9 @@ def train_ddgan(data: Tensor, *, steps: int, n_steps: int = 2, path: GaussianPat
         raise InterpolantError(f"n_steps must be a positive integer (1, 2, 4), got {n_steps!r}")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise InterpolantError(f"steps must be a positive integer, got {steps!r}")
-    if not (r1 >= 0 and rec_weight >= 0):
-        raise InterpolantError(f"r1 and rec_weight must be >= 0, got {r1} and {rec_weight}")
+    if not (r1 >= 0 and rec_weight >= 0 and adv_weight >= 0):
+        raise InterpolantError(f"r1, rec_weight and adv_weight must be >= 0, got {r1}, "
+                               f"{rec_weight} and {adv_weight}")
     labels = _check_labels(labels, data.shape[0])
     classes = None if labels is None else int(labels.max()) + 1
     path = VPLinear() if path is None else path
@@ -240,7 +242,7 @@ def train_ddgan(data: Tensor, *, steps: int, n_steps: int = 2, path: GaussianPat
         x0, _, x_t, k, t, cond = batch()
         x0_hat, x_fake = fake(x_t, k, t, cond)
         disc.requires_grad_(False)
-        loss_g = generator_loss(disc(x_fake, x_t, t, cond))
+        loss_g = adv_weight * generator_loss(disc(x_fake, x_t, t, cond))
         if rec_weight > 0:
             loss_g = loss_g + rec_weight * (x0_hat - x0).flatten(1).pow(2).mean(1).mean()
         if aux_loss is not None:

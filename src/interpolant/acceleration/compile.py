@@ -61,8 +61,13 @@ def _check_labels(net: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any])
     on the call's ``cond`` so that bad labels still get the clear error."""
     k = getattr(net, "num_classes", None)
     cond = args[2] if len(args) > 2 else kwargs.get("cond")
-    if isinstance(k, int) and cond is not None and args and isinstance(args[0], Tensor):
-        label_index(labels_from_cond(cond, args[0].shape[0], k), k)
+    if not (isinstance(k, int) and cond is not None and args and isinstance(args[0], Tensor)):
+        return
+    try:
+        labels = labels_from_cond(cond, args[0].shape[0], k)
+    except InterpolantError:  # not class labels: the network judges its own condition
+        return
+    label_index(labels, k)
 
 
 def compile_network(net: nn.Module, **compile_options: Any) -> CompiledNetwork:

@@ -65,8 +65,9 @@ SEARCHED = (("dpm++2m", {}), ("unipc", {}), ("dpm-v3", {}))
 SEARCH_GRIDS = {"grid_names": ("logsnr", "uniform"), "rhos": (2.0, 5.0, 10.0)}
 
 
-def train(seconds: float, seed: int = 0) -> ip.Denoiser:
-    """A U-Net trained for ``seconds`` of wall time on the training digits (v-prediction)."""
+def train(seconds: float, seed: int = 0, steps: int | None = None) -> ip.Denoiser:
+    """A U-Net trained for ``seconds`` of wall time (or exactly ``steps`` steps, the same on a
+    loaded machine) on the training digits (v-prediction)."""
     x, _ = digits("train")
     torch.manual_seed(seed)
     net = UNet()
@@ -74,12 +75,13 @@ def train(seconds: float, seed: int = 0) -> ip.Denoiser:
     cfg = TrainConfig(target="v", steps=10**9, batch_size=32, lr=2e-3, warmup=100, seed=seed,
                       progress=False, label_dropout=0.0)
     trainer = Trainer(net, path, x, config=cfg)
-    start, steps = time.perf_counter(), 0
-    while time.perf_counter() - start < seconds:
+    start, done = time.perf_counter(), 0
+    while (done < steps) if steps is not None else (time.perf_counter() - start < seconds):
         trainer.step()
-        steps += 1
+        done += 1
+    seconds = time.perf_counter() - start
     print(f"trained UNet ({sum(p.numel() for p in net.parameters()):,} parameters) for "
-          f"{steps} steps in {seconds:.0f} s", flush=True)
+          f"{done} steps in {seconds:.0f} s", flush=True)
     return ip.Denoiser(net.eval(), path, prediction="v")
 
 
@@ -171,6 +173,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--report", help="folder for the report page (index.html, results.json)")
     p.add_argument("--quick", action="store_true",
                    help="20 s of training, 150 samples, 1 timing round, no compile")
+    p.add_argument("--train-steps", type=int, help="train this many steps instead of "
+                   "--train-seconds (the same model on a loaded machine)")
     for name, default, text in (("train-seconds", None, "default 75, quick 20"),
                                 ("samples", None, "for Digits-FD (300, quick 150)"),
                                 ("repeats", None, "timing rounds (2, quick 1)"),
@@ -185,7 +189,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     torch.set_num_threads(args.threads)
-    den = train(args.train_seconds or (20.0 if args.quick else 75.0))
+    den = train(args.train_seconds or (20.0 if args.quick else 75.0), steps=args.train_steps)
     n = args.samples or (150 if args.quick else 300)
     test_x, _ = digits("test")
     x1 = torch.randn((n, *test_x.shape[1:]), generator=torch.Generator().manual_seed(4321))

@@ -166,6 +166,9 @@ def test_bad_input_is_refused(mixture):
         disback(lambda x, t: x, Gen(), (8, 1), steps=2)
     with pytest.raises(InterpolantError, match="give fake="):
         score_distillation(teacher, Gen(), (8, 1), steps=2, dtype=F64)
+    with pytest.raises(InterpolantError, match="the teacher's path"):
+        disback(teacher, Gen(), (8, 1), steps=2, dtype=F64,
+                fake=ip.Denoiser(TeacherPlus(teacher), ip.paths.VPCosine(), "x0"))
     fake = ip.Denoiser(TeacherPlus(teacher), PATH, "x0")
     with pytest.raises(InterpolantError, match="cannot take noise of shape"):
         disback(teacher, Gen(), (8, 2), steps=2, fake=fake, dtype=F64)

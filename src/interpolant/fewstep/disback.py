@@ -108,6 +108,9 @@ def _check(teacher: Any, gen: Any, fake: Any, example: Tensor) -> Denoiser:
         fake = Denoiser(copy.deepcopy(teacher.model), teacher.path, teacher.prediction)
     if not isinstance(fake, Denoiser) or not isinstance(fake.model, nn.Module):
         raise InterpolantError("fake must be an interpolant.Denoiser around a torch.nn.Module")
+    if fake.path != teacher.path:
+        raise InterpolantError(f"the fake score must live on the teacher's path "
+                               f"{teacher.path!r}, got {fake.path!r}")
     with torch.no_grad():
         try:
             out = _generate(gen, example)

@@ -25,3 +25,13 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def _keep_thread_count():
+    """An in-process ``interpolant`` command sets torch's thread count for its own work (see
+    ``workflows.set_threads``); put it back after each test so that no later test inherits it."""
+    threads = torch.get_num_threads()
+    yield
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)

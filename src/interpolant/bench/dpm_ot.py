@@ -11,7 +11,7 @@ same NFE and the same noise. Columns:
 * ``copies``: the fraction of samples within 0.001 of a training point (memorisation);
 * ``OT s``: CPU seconds of the dual fit (once per ``t_s``).
 
-    interpolant bench dpm_ot            # 1000 dual steps, 1000 samples (~4 CPU minutes)
+    interpolant bench dpm_ot            # 1000 dual steps, 1000 samples (~3 CPU minutes)
     interpolant bench dpm_ot --quick
 """
 

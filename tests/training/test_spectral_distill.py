@@ -132,3 +132,11 @@ def test_bad_settings_are_refused_in_one_line() -> None:
     x = torch.randn(2, 1, 8, 8)
     with pytest.raises(InterpolantError, match="teacher returned"):
         obj(net, x, torch.randn_like(x), torch.tensor([0.3, 0.6]))
+
+
+def test_the_bench_refuses_a_missing_teacher_in_one_line(tmp_path, capsys) -> None:
+    from interpolant.bench import spectral_distill
+
+    assert spectral_distill.main(["--teacher", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("interpolant: error: --teacher") and "\n" not in err

@@ -4,4 +4,5 @@ command reaches them: ``interpolant bench NAME`` for each name in :data:`NAMES`
 """
 
 NAMES = ("solvers", "training", "orders", "acceleration", "inverse", "fewstep", "steering",
-         "guidance", "discrete", "losses", "latents", "dpm_ot", "disback", "acceleration_dit")
+         "guidance", "discrete", "losses", "latents", "dpm_ot", "disback", "acceleration_dit",
+         "spectral_distill")

@@ -71,6 +71,9 @@ def test_a_seconds_long_run_writes_the_page(tmp_path, capsys) -> None:
     assert [m["name"] for m in saved["measured"]] == ["default", "edm2+repa"]
     for m in saved["measured"]:  # the step-0 evaluation, then one after training
         assert m["curve"][0][1] == 0 and m["curve"][-1][1] > 0
+        assert m["fd_2nfe"] > 0  # and the best 2-NFE grid's score
+    row = saved["summary"][0]
+    assert abs(row["2 NFE / end"] - row["Digits-FD at 2 NFE"] / row["Digits-FD at end"]) < 0.01
     assert "| default |" in capsys.readouterr().out
 
 

@@ -68,6 +68,9 @@ def summarise(measured: Sequence[Mapping[str, Any]], floor: float,
             row[f"CPU min to {k:g}x floor"] = _minutes(times[m["name"]][k])
         row["speed-up at 2x floor"] = (f"{ref / mine:.2f}" if ref and mine else "-")
         row["goal"] = "yes" if goal_t is not None and goal_t <= GOAL[1] * 60 else "no"
+        if "fd_2nfe" in m:  # the few-step issue's 2-NFE quality: within 1.5x of many steps
+            row["Digits-FD at 2 NFE"] = round(m["fd_2nfe"], 3)
+            row["2 NFE / end"] = round(m["fd_2nfe"] / fd, 2)
         rows.append(row)
     return rows
 

@@ -60,12 +60,13 @@ def test_page_holds_table_plot_and_results(tmp_path) -> None:
         write_page(tmp_path / "f", MEASURED, FLOOR)
 
 
-def test_a_seconds_long_run_writes_the_page(tmp_path, capsys) -> None:
+def test_a_seconds_long_run_writes_the_page(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # a relative --out, as on the command line
     assert {"default", "diffusers", "edm2", "repa", "mmdit", "dtr", "switch-dit", "sd3",
             "edm2-loss"} <= set(recipe_names())
     code = training.main(["--recipes", "default,edm2+repa", "--minutes", "0.002", "--evals", "1",
                           "--fd-samples", "40", "--fd-steps", "3", "--batch-size", "8",
-                          "--chunk", "1", "--out", str(tmp_path / "b")])
+                          "--chunk", "1", "--out", "b"])
     assert code == 0
     saved = json.loads((tmp_path / "b" / "results.json").read_text())
     assert [m["name"] for m in saved["measured"]] == ["default", "edm2+repa"]

@@ -104,7 +104,7 @@ def write_page(out: str | Path, measured: Sequence[Mapping[str, Any]], floor: fl
         raise InterpolantError(f"{out} is a file; give the benchmark an output folder")
     rows = summarise(measured, floor)
     out.mkdir(parents=True, exist_ok=True)
-    plot = plot_curves(measured, floor, out / "digits_fd_vs_minutes.png")
+    plot = plot_curves(measured, floor, out / "digits_fd_vs_minutes.png").resolve()
     (out / "results.json").write_text(json.dumps(
         {"floor": floor, "measured": list(measured), "summary": rows,
          "settings": dict(settings or {})}, indent=2, default=str) + "\n")

@@ -130,3 +130,17 @@ def test_a_cosine_students_grid_is_stored_and_sample_uses_it(capsys, digits_run,
     on_uniform = draw(student.denoiser, "ddim", 2, 4, 0, student.shape, None, grid=uniform)[0]
     on_default = draw(student.denoiser, "ddim", 2, 4, 0, student.shape, None)[0]
     assert torch.equal(got, on_uniform) and not torch.allclose(got, on_default, atol=1e-3)
+    # eval measures the student on the same stored grid: its ddim rows at 2 NFE say so and
+    # their score is that of the uniform-grid samples (another solver keeps its own steps)
+    from interpolant.app.evaluate import quality
+    from interpolant.app.runs import load_data
+
+    code, out, err = run_cli(capsys, "eval", "--run-dir", run, "--solvers", "ddim,euler",
+                             "--nfe", 2, "--n", 24, "--no-progress")
+    assert code == 0, err
+    rows = {r["solver"]: r for r in json.loads((run / "eval.json").read_text())["rows"]}
+    assert rows["ddim"].get("tuned") is True and "tuned" not in rows["euler"]
+    samples = draw(student.denoiser, "ddim", 2, 24, 0, student.shape, None, grid=uniform)[0]
+    test_x, _ = load_data(student.config, "test")
+    expected = quality(student.config, samples, test_x)["digits_fd"]
+    assert rows["ddim"]["digits_fd"] == pytest.approx(expected, rel=1e-6)

@@ -114,9 +114,11 @@ def _students(out: Path, budget: dict[str, int]) -> list[tuple[str, tuple[int, .
 
 def _evaluate(run: Path, solvers: tuple[str, ...], nfes: tuple[int, ...], n: int
               ) -> list[dict[str, Any]]:
+    from .tune import read_tuned
+
     loaded = load_trained(run)
     return evaluate(loaded.denoiser, loaded.config, run, solvers, nfes, n=n,
-                    progress=False)["rows"]
+                    progress=False, tuned=read_tuned(run))["rows"]
 
 
 def fewstep_demo(out: str | Path, quick: bool = False, threads: int | None = None) -> Path:

@@ -116,8 +116,13 @@ def quality(config: RunConfig, samples: Tensor, reference: Tensor, train: Tensor
 def evaluate(den: Denoiser, config: RunConfig, out_dir: str | Path,
              solvers: Sequence[str] = DEFAULT_SOLVERS, nfes: Sequence[int] = DEFAULT_NFES,
              n: int = 500, seed: int = 0, progress: bool = True,
-             batch: int | None = None) -> dict[str, Any]:
+             batch: int | None = None, tuned: dict[str, Any] | None = None) -> dict[str, Any]:
     """Sample with every solver at every NFE budget; write pictures and ``eval.json``.
+
+    ``tuned`` holds the run's saved choices (``tuned.json`` of ``interpolant tune`` or of a
+    distilled student, :func:`.tune.read_tuned`): where one names the solver for a budget,
+    that budget is sampled on its explicit grid and options, as ``interpolant sample`` does,
+    and the row says ``"tuned": true``.
 
     Every request is checked (solvers, budgets each solver can keep, ``n``, ``batch``) before
     anything is sampled or written, so a refused one leaves an earlier ``eval.json`` as it
@@ -140,13 +145,16 @@ def evaluate(den: Denoiser, config: RunConfig, out_dir: str | Path,
     jobs = [(s, b) for s in solvers for b in nfes]
     for solver, budget in tqdm(jobs, desc="sampling", disable=not (progress and main),
                                unit="run"):
+        choice = _tuned_choice(tuned, solver, budget)
         samples, spent, steps, seconds = draw(den, solver, budget, n, seed, shape, num_classes,
-                                              batch=batch)
+                                              batch=batch, **choice)
         if not main:
             continue
         row: dict[str, Any] = {"solver": solver, "budget": budget, "nfe": spent,
                                "steps": steps, "seconds": round(seconds, 3),
                                "max_abs": float(samples.abs().max())}
+        if choice:
+            row["tuned"] = True
         if not bool(torch.isfinite(samples).all()):
             row["note"] = "non-finite samples"
         else:
@@ -163,6 +171,17 @@ def evaluate(den: Denoiser, config: RunConfig, out_dir: str | Path,
               "measure": next(iter(floor["mean"]))}
     write_json(out_dir / "eval.json", result)
     return result
+
+
+def _tuned_choice(tuned: dict[str, Any] | None, solver: str, budget: int) -> dict[str, Any]:
+    """``{"grid": ..., **options}`` of the saved choice for ``budget`` if it names ``solver``,
+    else ``{}`` (the solver's planned steps)."""
+    if not tuned or str(budget) not in tuned:
+        return {}
+    from ..acceleration import SearchResult
+
+    choice = SearchResult.from_dict(tuned[str(budget)])
+    return {"grid": choice.grid, **choice.options} if choice.solver == solver else {}
 
 
 def save_picture(samples: Tensor, config: RunConfig, file: Path,

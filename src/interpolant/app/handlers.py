@@ -147,8 +147,11 @@ def eval_(args: argparse.Namespace) -> int:
     run = load_trained(args.run_dir)
     say_skipped(run)
     config, den = run.config, run.denoiser
+    from .tune import read_tuned
+
     result = evaluate(den, config, args.run_dir, args.solvers, args.nfe, args.n, args.seed,
-                      progress=not args.no_progress, batch=args.batch)
+                      progress=not args.no_progress, batch=args.batch,
+                      tuned=read_tuned(args.run_dir))
     if not is_main():
         return 0
     print(summary_table(result))

@@ -193,6 +193,11 @@ def run_digits(seconds: float, seed: int, n_fd: int = 500) -> list[tuple]:
             rows.append(("teacher dpm++2m", nfe, float("nan"),
                          fd(ip.sample(den, x1, solver="dpm++2m", steps=nfe)), seconds))
     options = _options(path, 0.5, 160, 2048, 1e-4, teacher_prediction="v")
+    # CD's student starts from the teacher's weights: LCM's narrow boundary, as the distill
+    # command uses, so that it starts as the teacher's clean estimate away from t_min
+    from ..app.distill import BOUNDARY
+
+    options["cd"]["sigma_data"] = BOUNDARY
 
     def new_net(method: str) -> torch.nn.Module:
         return unet() if method == "ct" else copy.deepcopy(teacher_net)

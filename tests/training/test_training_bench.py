@@ -89,3 +89,35 @@ def test_bad_options_are_one_line_errors(argv, message, capsys) -> None:
     assert training.main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("interpolant: error:") and message in err and "\n" not in err
+
+
+def test_contestants_are_sampled_from_their_ema_unless_raw_is_asked() -> None:
+    """The default run samples its trainer's EMA; the diffusers loop keeps an EMA of the same
+    half-life, which after k steps from the start weights is the exact recursion
+    e_k = b e_{k-1} + (1 - b) theta_k with b = 0.5 ** (B / halflife)."""
+    import torch
+
+    from interpolant.app.workflows import TRAIN_DEFAULTS
+    from interpolant.bench.training_contestants import contestant
+    from interpolant.data import digits
+
+    data = digits("train")[0][:64]
+    run = contestant("default", data, 8, 2e-3)
+    run.step()
+    assert run.denoiser().model is run.trainer.ema.model
+    assert run.denoiser(ema=False).model is run.model
+    pytest.importorskip("diffusers")
+    loop = contestant("diffusers", data, 8, 2e-3)
+    start = [p.detach().clone() for p in loop.model.parameters()]
+    b = 0.5 ** (8 / TRAIN_DEFAULTS["ema_halflife"])
+    expected = start
+    for _ in range(3):
+        loop.step()
+        expected = [b * e + (1 - b) * p.detach() for e, p in zip(expected, loop.model.parameters())]
+    for e, got in zip(expected, loop.ema.model.parameters()):
+        torch.testing.assert_close(got, e, rtol=0, atol=1e-6)
+    assert not torch.equal(next(loop.ema.model.parameters()), next(loop.model.parameters()))
+    x = torch.randn(2, 1, 8, 8)
+    t = torch.full((2,), 0.5)
+    ema_out, raw_out = loop.denoiser()(x, t), loop.denoiser(ema=False)(x, t)
+    assert not torch.allclose(ema_out, raw_out)

@@ -10,7 +10,8 @@ on the machine falls on all alike.
 
 Quality is the Digits-FD (:func:`interpolant.metrics.digits_fd`) of ``--fd-samples`` samples
 against the 297 held-out test digits, at step 0 and at ``--evals`` evenly spaced marks of the
-budget: each contestant's current raw weights (no EMA) draw from the same start noise with
+budget: each contestant's EMA weights (``--weights raw``: its current raw weights; see
+:mod:`.training_contestants`) draw from the same start noise with
 ``interpolant.sample(..., solver="dpm++2m", steps=--fd-steps)``, clamped to ``[-1, 1]``. The
 noise floor is ``digits_fd(train[:n], test)`` at the same ``n``. After training, each
 contestant is also sampled with 2 network evaluations (DPM-Solver++(2M) on the grid
@@ -45,12 +46,13 @@ __all__ = ["main", "sample_fd", "two_step_fd"]
 
 
 @torch.no_grad()
-def sample_fd(run: Contestant, x1: torch.Tensor, reference: torch.Tensor, steps: int) -> float:
-    """Digits-FD of samples from the start noise ``x1`` (dpm++2m, current raw weights, clamped
-    to [-1, 1]) against ``reference``."""
+def sample_fd(run: Contestant, x1: torch.Tensor, reference: torch.Tensor, steps: int,
+              ema: bool = True) -> float:
+    """Digits-FD of samples from the start noise ``x1`` (dpm++2m, the EMA or current raw
+    weights, clamped to [-1, 1]) against ``reference``."""
     run.model.eval()
     try:
-        x = ip.sample(run.denoiser(), x1, solver="dpm++2m", steps=steps)
+        x = ip.sample(run.denoiser(ema), x1, solver="dpm++2m", steps=steps)
     finally:
         run.model.train()
     return digits_fd(x.clamp(-1.0, 1.0), reference)
@@ -58,9 +60,9 @@ def sample_fd(run: Contestant, x1: torch.Tensor, reference: torch.Tensor, steps:
 
 @torch.no_grad()
 def two_step_fd(run: Contestant, x1: torch.Tensor, reference: torch.Tensor,
-                middles: tuple[float, ...] = (0.45, 0.55, 0.65)) -> float:
+                middles: tuple[float, ...] = (0.45, 0.55, 0.65), ema: bool = True) -> float:
     """The best Digits-FD at 2 NFE: DPM-Solver++(2M) on the grids ``1, m, t_min``."""
-    den = run.denoiser()
+    den = run.denoiser(ema)
     run.model.eval()
     try:
         scores = []
@@ -89,6 +91,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=128, help="batch size of every contestant")
     p.add_argument("--lr", type=float, default=2e-3,
                    help="learning rate (a recipe that sets its own keeps it)")
+    p.add_argument("--weights", choices=("ema", "raw"), default="ema",
+                   help="sample the runs' EMA weights (default) or their current raw ones")
     p.add_argument("--chunk", type=int, default=10, help="steps per turn")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.add_argument("--out", default="runs/bench-training", help="folder of the report page")
@@ -130,10 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     curves: dict[str, list[tuple[float, int, float]]] = {r.name: [] for r in runs}
     print(f"{len(runs)} contestants, {args.minutes:g} CPU min each, batch {args.batch_size}, "
           f"lr {args.lr}, {args.threads} thread(s); Digits-FD of {args.fd_samples} samples "
-          f"(dpm++2m, {args.fd_steps} steps, raw weights); noise floor {floor:.3f}", flush=True)
+          f"(dpm++2m, {args.fd_steps} steps, {args.weights} weights); noise floor {floor:.3f}", flush=True)
 
     def evaluate(run: Contestant) -> None:
-        fd = sample_fd(run, x1, test_x, args.fd_steps)
+        fd = sample_fd(run, x1, test_x, args.fd_steps, args.weights == "ema")
         curves[run.name].append((clock[run.name], steps[run.name], fd))
         print(f"  {run.name:>12}: {clock[run.name] / 60:6.2f} CPU min, {steps[run.name]:6d} "
               f"steps, Digits-FD {fd:8.3f}", flush=True)
@@ -157,16 +161,19 @@ def main(argv: list[str] | None = None) -> int:
             evaluate(run)
 
     measured = [{"name": r.name, "parameters": count_parameters(r.model), "curve": curves[r.name],
-                 "fd_2nfe": two_step_fd(r, x1, test_x)} for r in runs]
+                 "fd_2nfe": two_step_fd(r, x1, test_x, ema=args.weights == "ema")} for r in runs]
     rows = summarise(measured, floor)
     print("\n| " + " | ".join(rows[0]) + " |\n|" + "---|" * len(rows[0]))
     for row in rows:
         print("| " + " | ".join(str(v) for v in row.values()) + " |")
     settings = {k: getattr(args, k) for k in ("names", "minutes", "evals", "fd_samples",
                                               "fd_steps", "batch_size", "lr", "chunk",
-                                              "threads")}
+                                              "threads", "weights")}
+    sampled = ("their EMA weights (the diffusers loop keeps one of the same half-life; a recipe "
+               "without a classic EMA is sampled raw)" if args.weights == "ema"
+               else "their raw weights (no EMA)")
     notes = ["All contestants train without labels, from the same data, batch size, learning "
-             "rate and seed, and sample from their raw weights (no EMA)."]
+             f"rate and seed, and sample from {sampled}."]
     page = write_page(args.out, measured, floor, notes, settings)
     print(f"\nreport: {page}")
     return 0

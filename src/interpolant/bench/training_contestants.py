@@ -12,9 +12,11 @@ recipe, and every training recipe, each as a :class:`Contestant` that steps and 
   composed): the default run with the recipe applied as ``interpolant train --recipe a,b``
   applies it (its run and training settings, network wrapper and objective).
 
-Every contestant trains on the same 1500 training digits with the same batch size and seed
-and is sampled from its current raw weights (no EMA: the budgets are short, and an EMA lags;
-a run that keeps EMAs still pays for them in its training time).
+Every contestant trains on the same 1500 training digits with the same batch size and seed.
+It is sampled from its EMA weights (``denoiser(ema=True)``, what ``interpolant sample`` uses
+and what the field reports; the diffusers loop gets the same half-life, as its example's
+``--use_ema`` keeps one) or from its current raw weights (``ema=False``); a run pays for its
+EMA in its training time either way. A recipe without a classic EMA is sampled raw.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from ..app.runs import RunConfig, build_model
 from ..app.workflows import TRAIN_DEFAULTS
 from ..errors import InterpolantError
 from ..training import TrainConfig, Trainer
+from ..training.ema import EMA
 
 __all__ = ["Contestant", "DiffusersRecipe", "RunContestant", "contestant", "recipe_names"]
 
@@ -47,7 +50,7 @@ class Contestant:
     def step(self) -> None:
         raise NotImplementedError
 
-    def denoiser(self) -> ip.Denoiser:
+    def denoiser(self, ema: bool = True) -> ip.Denoiser:
         raise NotImplementedError
 
 
@@ -77,10 +80,12 @@ class RunContestant(Contestant):
     def step(self) -> None:
         self.trainer.step()
 
-    def denoiser(self) -> ip.Denoiser:
-        """The current weights, through the recipe's after-training step and load-time
-        transform (e.g. score calibration, estimated anew at each evaluation, unclocked)."""
-        net, spec = self.model, self.config.recipe
+    def denoiser(self, ema: bool = True) -> ip.Denoiser:
+        """The EMA (if ``ema`` and the run keeps one) or current weights, through the recipe's
+        after-training step and load-time transform (e.g. score calibration, estimated anew
+        at each evaluation, unclocked)."""
+        spec = self.config.recipe
+        net = self.trainer.ema.model if ema and self.trainer.ema is not None else self.model
         if spec:
             from ..training import recipes
 
@@ -118,6 +123,7 @@ class DiffusersRecipe(Contestant):
             self.opt, lambda s: min(1.0, (s + 1) / warmup))
         self.data, self.batch_size, self.g = data, batch_size, torch.Generator().manual_seed(seed)
         self.path = ip.paths.VPDiscrete(self.scheduler.alphas_cumprod.double())
+        self.ema, self.seen = EMA(self.model, halflife=TRAIN_DEFAULTS["ema_halflife"]), 0
 
     def step(self) -> None:
         idx = torch.randint(0, len(self.data), (self.batch_size,), generator=self.g)
@@ -130,10 +136,12 @@ class DiffusersRecipe(Contestant):
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
         self.opt.step()
         self.sched.step()
+        self.seen += self.batch_size
+        self.ema.update(self.model, self.batch_size, self.seen)
 
-    def denoiser(self) -> ip.Denoiser:
-        n = self.scheduler.config.num_train_timesteps
-        return ip.Denoiser(lambda x, t, cond=None: self.model(x, t).sample, self.path,
+    def denoiser(self, ema: bool = True) -> ip.Denoiser:
+        n, net = self.scheduler.config.num_train_timesteps, self.ema.model if ema else self.model
+        return ip.Denoiser(lambda x, t, cond=None: net(x, t).sample, self.path,
                            prediction="eps", time_scale=n, time_shift=-1)
 
 

@@ -9,16 +9,12 @@ import torch
 import interpolant as ip
 from interpolant.guidance import LinearReward, QuadraticReward, driftlite, tilted
 
+from support.moments import mixture_moments
+
 F64 = torch.float64
 GMM = ip.oracle.GaussianMixture.preset("aniso2d")
 PATH = ip.paths.VPLinear()
 QUAD = QuadraticReward(torch.eye(2, dtype=F64), [1.0, 1.0])
-
-
-def _moments(g: ip.oracle.GaussianMixture) -> tuple[torch.Tensor, float]:
-    mu = g.weights @ g.means
-    second = (g.weights[:, None] * (g.covs.diagonal(dim1=1, dim2=2) + g.means**2)).sum()
-    return mu, float(second - mu.pow(2).sum())
 
 
 def _run(k: int, seed: int, control: str, reward=QUAD, **kw):
@@ -38,7 +34,7 @@ def test_every_drift_reaches_the_tilted_mixture(control, reward):
     mean (measured over 4 runs of K = 1024: 0.7-1.6 tr(Cov) / K); the same particles
     unweighted miss it. (Reward guidance on the quadratic reward is exact too but its weights
     are heavy-tailed: one run in four was 25 tr(Cov) / K off.)"""
-    mu, tr = _moments(tilted(GMM, reward))
+    mu, tr = mixture_moments(tilted(GMM, reward))
     p = _run(512, 1, control, reward)
     assert float((p.mean() - mu).pow(2).sum()) < 6 * tr / 512
     if control == "none":
@@ -49,7 +45,7 @@ def test_vcg_keeps_the_weights_even_and_converges_with_the_particles():
     """Variance-controlling guidance: a higher mean ESS than plain reweighting (measured at
     K = 1024: 0.89 against 0.79 on the quadratic reward) and a mean-squared error that falls
     with K (6 runs at K = 32 against 2 at K = 512: expected ratio 16, asserted > 4)."""
-    mu, _ = _moments(tilted(GMM, QUAD))
+    mu, _ = mixture_moments(tilted(GMM, QUAD))
     vcg, plain = _run(256, 3, "vcg"), _run(256, 3, "none")
     assert np.mean(vcg.ess) > np.mean(plain.ess) + 0.05, (np.mean(vcg.ess), np.mean(plain.ess))
     small = np.mean([float((_run(32, r, "vcg").mean() - mu).pow(2).sum()) for r in range(6)])

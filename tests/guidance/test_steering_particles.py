@@ -12,17 +12,12 @@ import interpolant as ip
 from interpolant.guidance import (LinearReward, QuadraticReward, exact_twist, smc, tilted,
                                   tilted_log_normalizer)
 
+from support.moments import mixture_moments
+
 F64 = torch.float64
 GMM = ip.oracle.GaussianMixture.preset("aniso2d")
 PATH = ip.paths.VPLinear()
 QUAD = QuadraticReward(torch.eye(2, dtype=F64), [1.0, 1.0])
-
-
-def _moments(g: ip.oracle.GaussianMixture) -> tuple[torch.Tensor, float]:
-    """Mean and total variance ``tr Cov`` of a mixture (law of total variance)."""
-    mu = g.weights @ g.means
-    second = (g.weights[:, None] * (g.covs.diagonal(dim1=1, dim2=2) + g.means**2)).sum()
-    return mu, float(second - mu.pow(2).sum())
 
 
 @pytest.mark.parametrize("reward, scale", [
@@ -50,7 +45,7 @@ def test_tilted_mean_matches_importance_weights():
     x = GMM.sample(200_000, torch.Generator().manual_seed(3))
     w = torch.softmax(QUAD(x), 0)
     est = w @ x
-    mu, _ = _moments(tilted(GMM, QUAD))
+    mu, _ = mixture_moments(tilted(GMM, QUAD))
     se = torch.sqrt((w[:, None] ** 2 * (x - est) ** 2).sum(0))
     assert torch.all((est - mu).abs() < 5 * se)
 
@@ -85,7 +80,7 @@ def test_fk_steering_converges_to_tilted_mixture():
     SMC inefficiency allowance ``c = 6`` (an exact sampler has ``c = 1``). The 60-step DDPM
     chain's own bias (~0.02, measured with 16k particles) is far below these bounds."""
     target = tilted(GMM, QUAD)
-    mu, tr = _moments(target)
+    mu, tr = mixture_moments(target)
     ks, reps, mse, mass = [4, 16, 64, 256], 6, [], []
     for k in ks:
         runs = [_run(k, 100 * k + rep) for rep in range(reps)]
@@ -108,7 +103,7 @@ def test_other_potentials_and_resamplers_are_consistent(potential, options):
     """The "max" potential (resampling every 10th step) and multinomial resampling target the
     same tilted law (the final potential corrects the product): the K = 256 mean-squared
     error over 4 runs lies within the bound ``6 tr(Cov) / K`` of the test above."""
-    mu, tr = _moments(tilted(GMM, QUAD))
+    mu, tr = mixture_moments(tilted(GMM, QUAD))
     err = np.mean([float((_run(256, s, potential, **options).mean() - mu).pow(2).sum())
                    for s in range(4)])
     assert err < 6.0 * tr / 256
@@ -120,7 +115,7 @@ def test_exact_twist_gives_constant_weights_and_unbiased_mean():
     the steps, ESS > 0.9 K at 80 steps), the weighted mean is within ``3 sqrt(tr / K)`` of the
     exact tilted mean, and ``log Z`` approaches the exact normaliser."""
     target = tilted(GMM, QUAD)
-    mu, tr = _moments(target)
+    mu, tr = mixture_moments(target)
     twist, proposal = exact_twist(GMM, QUAD, PATH), target.denoiser(PATH)
     spread = []
     for steps in (20, 40, 80):

@@ -23,3 +23,10 @@ def matches(x: torch.Tensor, mean: torch.Tensor, cov: torch.Tensor) -> bool:
     """Both statistics inside bounds that exact samples break with probability ~1e-4."""
     mean_stat, cov_err = whitened_stats(x, mean, cov)
     return bool(mean_stat < chi2.ppf(1 - 1e-4, x.shape[1])) and cov_err < 3.5
+
+
+def mixture_moments(g) -> tuple[torch.Tensor, float]:
+    """Mean and total variance ``tr Cov`` of a Gaussian mixture (law of total variance)."""
+    mu = g.weights @ g.means
+    second = (g.weights[:, None] * (g.covs.diagonal(dim1=1, dim2=2) + g.means**2)).sum()
+    return mu, float(second - mu.pow(2).sum())

@@ -11,11 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from support.cli import run_cli
+from support.cli import run_cli, train_tiny_run
 
 import interpolant as ip
 from interpolant.acceleration import SearchResult
-from interpolant.app.cli import main
 from interpolant.app.draw import generators
 from interpolant.app.runs import load_trained
 
@@ -27,13 +26,7 @@ TUNE = ("--nfe", 4, "--solvers", "dpm++2m,unipc", "--n", 4, "--refine", 1)
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("accel")
-    (root / "tiny.toml").write_text(TINY)
-    threads = torch.get_num_threads()
-    assert main(["train", "--run-dir", str(root / "run"), "--config",
-                            str(root / "tiny.toml"), "--no-progress", "--threads", "1"]) == 0
-    torch.set_num_threads(threads)
-    return root / "run"
+    return train_tiny_run(tmp_path_factory.mktemp("accel"), TINY)
 
 
 def samples_of(capsys, run_dir: Path, out: Path, *options) -> torch.Tensor:

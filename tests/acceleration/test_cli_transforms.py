@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from support.cli import run_cli
+from support.cli import run_cli, train_tiny_run
 
-from interpolant.app.cli import main
 
 TINY_DIT = ('data = "digits"\nmodel = "dit"\nmodel_options = { hidden = 32, depth = 2, '
             'heads = 2 }\n[train]\nsteps = 8\nbatch_size = 16\nlr = 3e-3\nwarmup = 2\n'
@@ -21,13 +20,7 @@ BASE = ("--n", 3, "--nfe", 5, "--solver", "dpm++2m")
 
 @pytest.fixture(scope="module")
 def dit_run(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("dit")
-    (root / "tiny.toml").write_text(TINY_DIT)
-    threads = torch.get_num_threads()
-    assert main(["train", "--run-dir", str(root / "run"), "--config", str(root / "tiny.toml"),
-                 "--no-progress", "--threads", "1"]) == 0
-    torch.set_num_threads(threads)
-    return root / "run"
+    return train_tiny_run(tmp_path_factory.mktemp("dit"), TINY_DIT)
 
 
 def samples(capsys, run_dir: Path, out: Path, *options) -> torch.Tensor:

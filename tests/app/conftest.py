@@ -6,9 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
-from interpolant.app.cli import main
+from support.cli import train_tiny_run
 
 TINY_DIGITS = ('model_options = { base_channels = 16, attention_levels = [] }\n[train]\n'
                'steps = 120\nbatch_size = 64\nlr = 3e-3\nwarmup = 20\nema_halflife = 20\n'
@@ -18,13 +17,7 @@ TINY_DIGITS = ('model_options = { base_channels = 16, attention_levels = [] }\n[
 @pytest.fixture(scope="session")
 def digits_run(tmp_path_factory) -> Path:
     """A finished class-conditional U-Net run on the digits (CFG label dropout 0.1)."""
-    root = tmp_path_factory.mktemp("digits")
-    (root / "tiny.toml").write_text(TINY_DIGITS)
-    threads = torch.get_num_threads()
-    assert main(["train", "--run-dir", str(root / "run"), "--config", str(root / "tiny.toml"),
-                 "--no-progress", "--threads", "1"]) == 0
-    torch.set_num_threads(threads)
-    return root / "run"
+    return train_tiny_run(tmp_path_factory.mktemp("digits"), TINY_DIGITS)
 
 
 def _files(folder: Path) -> set[Path]:

@@ -40,6 +40,30 @@ def test_binary_digits_train_and_the_bound_falls(tmp_path, capsys):
     assert "8 NFE" in out  # CFG: two network passes per step
 
 
+def test_a_run_saved_before_the_token_convolution_still_loads(tmp_path, capsys):
+    """A checkpoint whose network config has no "local" (written before TokenTransformer got
+    its token convolution) rebuilds without one and loads its weights exactly."""
+    import torch
+
+    from interpolant import models
+    from interpolant.app.tokens import load_token_run
+    from interpolant.training.checkpoint import save_checkpoint
+
+    run = tmp_path / "text"
+    code, _, err = run_cli(capsys, "train", "--run-dir", run, "--no-progress", "--config",
+                           _config(tmp_path, "text", "masked", 2))
+    assert code == 0, err
+    old = models.TokenTransformer(**json.loads(TINY), num_tokens=len(discrete.TEXT_VOCAB),
+                                  length=load_token_run(run).model.length, local=0)
+    config = {k: v for k, v in old.config.items() if k != "local"}
+    save_checkpoint(run / "checkpoints", 99, old,
+                    config={"arch": "tokens", "model": config, "data_shape": [old.length]})
+    loaded = load_token_run(run).model
+    assert loaded.local is None and loaded.config["local"] == 0
+    for (name, p), q in zip(loaded.state_dict().items(), old.state_dict().values()):
+        assert torch.equal(p, q), name
+
+
 def test_text_demo_quick_writes_samples_and_report(tmp_path, capsys):
     out = tmp_path / "demo-text"
     page = text_demo(out, quick=True, threads=1)

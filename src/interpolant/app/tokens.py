@@ -158,7 +158,9 @@ def load_token_run(run_dir: str | Path) -> TokenRun:
     ckpt, skipped = newest_valid(Path(run_dir) / "checkpoints")
     if ckpt is None:
         raise InterpolantError(f"{run_dir} holds no checkpoint yet; train it first")
-    net = models.build("tokens", **ckpt.config["model"])
+    # a checkpoint written before TokenTransformer had its token convolution has no "local":
+    # its network had none
+    net = models.build("tokens", **{"local": 0, **ckpt.config["model"]})
     net.load_state_dict(ckpt.tensors["model"])
     net.eval()
     return TokenRun(config, net, process_of(config, net.num_tokens), ckpt.path, skipped)
